@@ -1,0 +1,132 @@
+"""What every HTTP provider is: an encoder, a decoder factory and an error mapper.
+
+:class:`HttpProvider` holds a provider's configuration (its key, base URL and
+extra headers) and runs the one generic streaming loop over a transport. A
+provider package supplies only the three pure parts. The key lives in a
+:class:`Secret`, whose ``repr`` and ``str`` never show it, and it is only ever
+sent to the base URL it was configured with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import ClassVar
+
+from lluminary.events import ChatRequest, Error, Event
+from lluminary.providers._decoder import Decoder
+from lluminary.providers._errors import error_event, error_from_http
+from lluminary.providers._http import MAX_ERROR_BODY, HttpRequest, Transport, TransportError
+
+__all__ = ["HttpProvider", "Provider", "Secret"]
+
+
+class Secret:
+    """A credential. Printing, logging or formatting it shows ``'***'``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> str | tuple[object, ...]:  # pragma: no cover - refuse to be pickled
+        raise TypeError("Secret values cannot be pickled")
+
+
+class Provider:
+    """Anything the engine can send a request to."""
+
+    name: ClassVar[str] = "unknown"
+
+    def stream(self, request: ChatRequest, model: str, transport: Transport) -> AsyncIterator[Event]:
+        raise NotImplementedError
+
+    def input_estimate(self, request: ChatRequest) -> int:
+        """Our estimate of the input tokens, used when the provider reports no usage."""
+        from lluminary.providers._tokens import estimate_request_tokens
+
+        return estimate_request_tokens(request)
+
+
+class HttpProvider(Provider):
+    """A provider reached over HTTP. Subclasses implement the three pure parts."""
+
+    default_base_url: ClassVar[str] = ""
+    key_env: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None = None,
+        base_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if isinstance(api_key, str):
+            api_key = Secret(api_key) if api_key else None
+        self.api_key: Secret | None = api_key
+        self.base_url: str = (base_url or self.default_base_url).rstrip("/")
+        self.extra_headers: dict[str, str] = dict(headers or {})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={'***' if self.api_key else None})"
+
+    def requires_key(self) -> bool:
+        """Whether a request without a key is a configuration mistake."""
+        return True
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.api_key.get(),) if self.api_key else ()
+
+    # -- the three pure parts ---------------------------------------------------------
+
+    def build_request(self, request: ChatRequest, model: str) -> HttpRequest:
+        raise NotImplementedError
+
+    def decoder(self, request: ChatRequest, model: str) -> Decoder:
+        raise NotImplementedError
+
+    def map_error(self, status: int, headers: Mapping[str, str], body: bytes) -> Error:
+        return error_from_http(self.name, status, headers, body, secrets=self.secrets)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def stream(self, request: ChatRequest, model: str, transport: Transport) -> AsyncIterator[Event]:
+        http = self.build_request(request, model)
+        decoder = self.decoder(request, model)
+        try:
+            async with transport.open(http) as resp:
+                status = resp.status
+                if status < 200 or status >= 300:
+                    body = await resp.read(MAX_ERROR_BODY)
+                    yield self.map_error(status, resp.headers, body)
+                    return
+                feed = decoder.feed
+                async for chunk in resp.iter_chunks():
+                    events = feed(chunk)
+                    if events:
+                        for event in events:
+                            yield event
+                        if decoder.done:
+                            return
+                events = decoder.close()
+        except TransportError as exc:
+            events = decoder.interrupt(error_event(exc.code, exc.message, provider=self.name, secrets=self.secrets))
+        for event in events:
+            yield event

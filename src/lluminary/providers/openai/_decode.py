@@ -1,0 +1,207 @@
+"""OpenAI Chat Completions stream decoder (also every OpenAI-compatible server).
+
+The stream is SSE ``data:`` lines of ``chat.completion.chunk`` objects ending in
+``data: [DONE]``. What we handle:
+
+- text (``delta.content``), refusals (``delta.refusal``), and the reasoning text
+  compatible servers send as ``delta.reasoning_content`` (vLLM, DeepSeek) or
+  ``delta.reasoning`` (OpenRouter, Ollama);
+- parallel tool calls, keyed by ``(choice, tool index)``: the first fragment
+  brings id and name, later ones argument text; some servers send a call whole;
+- usage, which with ``stream_options.include_usage`` arrives on a chunk after the
+  finish reason, usually with ``choices: []`` but sometimes on the last chunk
+  that still has choices; cached and reasoning token details are kept;
+- an in-band ``{"error": …}`` payload after HTTP 200.
+
+``finish_reason`` does not end the stream: ``[DONE]`` does. A stream cut after the
+finish reason but before ``[DONE]`` is a protocol error, as any cut is.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from lluminary.events import FinishReason, RefusalDelta, Usage
+from lluminary.providers._decoder import BaseDecoder
+from lluminary.providers._errors import error_event
+from lluminary.providers._framing import SSEFramer, SSEMessage
+from lluminary.providers.openai._errors import TYPE_CODES
+
+__all__ = ["OpenAIChatDecoder", "finish_reason"]
+
+
+class _Function(msgspec.Struct, gc=False):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCallDelta(msgspec.Struct, gc=False):
+    index: int = 0
+    id: str | None = None
+    function: _Function | None = None
+
+
+class _Delta(msgspec.Struct, gc=False):
+    content: str | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[_ToolCallDelta] | None = None
+
+
+class _Choice(msgspec.Struct, gc=False):
+    index: int = 0
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _PromptDetails(msgspec.Struct, gc=False):
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class _CompletionDetails(msgspec.Struct, gc=False):
+    reasoning_tokens: int | None = None
+
+
+class _Usage(msgspec.Struct, gc=False):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+
+
+class _ErrorBody(msgspec.Struct, gc=False):
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
+
+
+class _Chunk(msgspec.Struct, gc=False):
+    id: str | None = None
+    model: str | None = None
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    error: _ErrorBody | str | None = None
+
+
+_decode_chunk: Final = msgspec.json.Decoder(_Chunk).decode
+_DONE: Final = b"[DONE]"
+_FINISH: Final[dict[str, FinishReason]] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    "end_turn": "stop",  # some compatible servers pass Anthropic's reason through
+    "eos": "stop",
+    "model_length": "length",  # Mistral
+    "error": "other",
+}
+
+
+def finish_reason(raw: str | None) -> FinishReason:
+    return _FINISH.get(raw, "other") if raw else "other"
+
+
+def usage_from(u: _Usage) -> Usage:
+    prompt = u.prompt_tokens or 0
+    details = u.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details else 0
+    written = (details.cache_write_tokens or 0) if details else 0
+    reasoning = u.completion_tokens_details.reasoning_tokens or 0 if u.completion_tokens_details else 0
+    return Usage(
+        input_tokens=max(prompt - cached - written, 0),
+        output_tokens=u.completion_tokens or 0,
+        cache_read_tokens=cached,
+        cache_write_tokens=written,
+        reasoning_tokens=reasoning,
+    )
+
+
+class OpenAIChatDecoder(BaseDecoder):
+    provider = "openai"
+
+    def __init__(self, *, provider: str = "openai", **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.provider = provider  # type: ignore[misc]
+        self._framer = SSEFramer()
+        self._raw_finish: str | None = None
+
+    def _feed(self, data: bytes) -> None:
+        self._messages(self._framer.feed(data))
+
+    def _messages(self, messages: list[SSEMessage]) -> None:
+        for message in messages:
+            payload = message.data
+            if payload == _DONE:
+                self._end()
+            else:
+                self._chunk(payload)
+            if self._done:
+                return
+
+    def _close(self) -> None:
+        self._messages(self._framer.close())
+
+    def _end(self) -> None:
+        self.finish(finish_reason(self._raw_finish), self._raw_finish)
+
+    def _chunk(self, payload: bytes) -> None:
+        if not payload.strip():
+            return
+        chunk = _decode_chunk(payload)
+        if chunk.error is not None:
+            self._in_band_error(chunk.error)
+            return
+        if not self._started:
+            self.start(chunk.id or "", chunk.model)
+        if chunk.choices:
+            for choice in chunk.choices:
+                self._choice(choice)
+        if chunk.usage is not None:
+            self.set_usage(usage_from(chunk.usage))
+
+    def _choice(self, choice: _Choice) -> None:
+        delta = choice.delta
+        if delta is not None:
+            if delta.content:
+                self.text(delta.content, choice.index)
+            reasoning = delta.reasoning_content or delta.reasoning
+            if reasoning:
+                self.reasoning(reasoning)
+            if delta.refusal:
+                self.emit(RefusalDelta(delta.refusal))
+            if delta.tool_calls:
+                for call in delta.tool_calls:
+                    self._tool_delta(choice.index, call)
+        if choice.finish_reason is not None and self._raw_finish is None:
+            self._raw_finish = choice.finish_reason
+            # The calls are complete once the choice finishes; close them now so
+            # ``tool-call-end`` is not held back until ``[DONE]``.
+            if self.tools.open:
+                self.emit_all(self.tools.end_all())
+
+    def _tool_delta(self, choice: int, call: _ToolCallDelta) -> None:
+        key = (choice, call.index)
+        fn = call.function
+        if key not in self.tools:
+            name = (fn.name if fn else None) or ""
+            # An empty opening fragment (no name, no arguments) must not start a call.
+            if not name and (fn is None or not fn.arguments):
+                return
+            self.emit(self.tools.start(key, call.id or f"call_{self.tools.count}", name))
+        if fn is not None and fn.arguments:
+            delta = self.tools.delta(key, fn.arguments)
+            if delta is not None:
+                self.emit_all([delta])
+
+    def _in_band_error(self, err: _ErrorBody | str) -> None:
+        if isinstance(err, str):
+            message, kind = err, None
+        else:
+            message, kind = err.message or "error", err.type or (str(err.code) if err.code is not None else None)
+        code = TYPE_CODES.get(kind or "", "server")
+        self.fail(error_event(code, message, provider=self.provider, secrets=self.secrets))
