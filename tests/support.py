@@ -7,7 +7,9 @@ in small pieces, slowly, or cut off after N bytes.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,30 +135,36 @@ class Seen:
 class ReplayServer:
     """A real HTTP server on 127.0.0.1 that replays :class:`Reply` objects in order.
 
-    The last reply repeats once the list runs out. Every request is recorded in
-    ``requests``. ``open_connections`` counts responses still being written.
+    It runs in its own thread with its own event loop, so the test's loop holds
+    only the client's tasks (which lets tests assert that none is left behind)
+    and a stalled reply cannot block the client. The last reply repeats once the
+    list runs out. Every request is recorded in ``requests``; ``open_responses``
+    counts responses still being written.
     """
 
     def __init__(self, replies: Sequence[Reply] = ()) -> None:
         self.replies = list(replies)
         self.requests: list[Seen] = []
         self.open_responses = 0
-        self._runner: web.AppRunner | None = None
         self.port = 0
-        self._release = anyio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._release: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def release_stalls(self) -> None:
-        self._release.set()
+        """Let stalled replies continue (thread-safe)."""
+        if self._loop is not None and self._release is not None:
+            self._loop.call_soon_threadsafe(self._release.set)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.requests.append(
-            Seen(request.method, request.path, request.query_string, dict(request.headers), body)
-        )
+        self.requests.append(Seen(request.method, request.path, request.query_string, dict(request.headers), body))
         index = min(len(self.requests) - 1, len(self.replies) - 1)
         reply = self.replies[index]
         resp = web.StreamResponse(status=reply.status, headers=reply.headers)
@@ -173,9 +181,11 @@ class ReplayServer:
             for start in range(0, limit, size):
                 await resp.write(data[start : min(start + size, limit)])
                 if reply.delay:
-                    await anyio.sleep(reply.delay)
+                    await asyncio.sleep(reply.delay)
             if reply.stall_after is not None and reply.stall_after < len(data):
+                assert self._release is not None
                 await self._release.wait()
+                return resp
             if reply.cut_after is not None and reply.cut_after < len(data):
                 # Drop the connection without finishing the chunked body.
                 assert request.transport is not None
@@ -183,22 +193,40 @@ class ReplayServer:
                 return resp
             await resp.write_eof()
             return resp
+        except (ConnectionError, RuntimeError):
+            return resp  # the client went away: that is what some tests do
         finally:
             self.open_responses -= 1
 
+    def _serve(self) -> None:
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._release = asyncio.Event()
+            self._stop = asyncio.Event()
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            server = site._server
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._ready.set()
+            await self._stop.wait()
+            self._release.set()
+            await runner.cleanup()
+
+        asyncio.run(run())
+
     async def __aenter__(self) -> ReplayServer:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._thread = threading.Thread(target=self._serve, name="replay-server", daemon=True)
+        self._thread.start()
+        await anyio.to_thread.run_sync(self._ready.wait)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            await anyio.to_thread.run_sync(self._thread.join)
