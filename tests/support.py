@@ -209,9 +209,7 @@ class ReplayServer:
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = runner.addresses[0][1]
             self._ready.set()
             await self._stop.wait()
             self._release.set()

@@ -153,7 +153,7 @@ def test_response_builder_assembles_everything() -> None:
     response = builder.build()
     assert response.text == "Hello"
     assert response.reasoning == "think"
-    assert response.reasoning_signature == "sig"
+    assert response.reasoning_parts == [ReasoningPart("think", signature="sig")]
     assert response.refusal == "no"
     assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [("call_1", "f", {"a": 1})]
     assert response.usage == Usage(10, 5, cache_read_tokens=2, cache_write_tokens=1, reasoning_tokens=3)
@@ -166,6 +166,27 @@ def test_response_builder_assembles_everything() -> None:
         TextPart("Hello"),
         ToolCallPart("call_1", "f", {"a": 1}),
     ]
+
+
+def test_each_signed_reasoning_block_stays_separate() -> None:
+    builder = ResponseBuilder()
+    for event in [
+        ReasoningDelta("a"),
+        ReasoningDelta("b"),
+        ReasoningDelta("", signature="s1"),
+        ReasoningDelta("c", signature="s2"),
+        ReasoningDelta("unsigned tail"),
+        TextDelta("x"),
+    ]:
+        builder.add(event)
+    response = builder.build()
+    assert response.reasoning == "abcunsigned tail"
+    assert response.reasoning_parts == [
+        ReasoningPart("ab", signature="s1"),
+        ReasoningPart("c", signature="s2"),
+        ReasoningPart("unsigned tail"),
+    ]
+    assert response.message().parts[:3] == response.reasoning_parts
 
 
 def test_message_helpers() -> None:

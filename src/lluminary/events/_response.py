@@ -46,14 +46,17 @@ class Response(msgspec.Struct, frozen=True):
     provider: str | None = None
     model: str | None = None
     refusal: str | None = None
-    reasoning_signature: str | None = None
+    reasoning_parts: list[ReasoningPart] = msgspec.field(default_factory=list)
     error: Error | None = None
 
     def message(self) -> Message:
-        """This response as the assistant turn of a conversation, for the next request."""
-        parts: list[Part] = []
-        if self.reasoning or self.reasoning_signature:
-            parts.append(ReasoningPart(self.reasoning, signature=self.reasoning_signature))
+        """This response as the assistant turn of a conversation, for the next request.
+
+        Each signed reasoning block goes back as its own part: a signature is an
+        opaque token for one block (an Anthropic thinking block, a Gemini thought,
+        a Responses reasoning item) and must never be merged with another.
+        """
+        parts: list[Part] = list(self.reasoning_parts)
         if self.text:
             parts.append(TextPart(self.text))
         parts.extend(ToolCallPart(c.id, c.name, c.arguments) for c in self.tool_calls)
@@ -63,13 +66,25 @@ class Response(msgspec.Struct, frozen=True):
 class ResponseBuilder:
     """Folds events into a :class:`Response`; feed it every event of one stream."""
 
-    __slots__ = ("_error", "_finish", "_reasoning", "_refusal", "_signature", "_start", "_text", "_tools", "_usage")
+    __slots__ = (
+        "_block",
+        "_blocks",
+        "_error",
+        "_finish",
+        "_reasoning",
+        "_refusal",
+        "_start",
+        "_text",
+        "_tools",
+        "_usage",
+    )
 
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
-        self._signature: str | None = None
+        self._block: list[str] = []  # reasoning text of the block still open
+        self._blocks: list[ReasoningPart] = []
         self._tools: list[ToolCall] = []
         self._usage: Usage | None = None
         self._finish: Finish | None = None
@@ -81,8 +96,11 @@ class ResponseBuilder:
             self._text.append(event.text)
         elif isinstance(event, ReasoningDelta):
             self._reasoning.append(event.text)
+            self._block.append(event.text)
             if event.signature:
-                self._signature = (self._signature or "") + event.signature
+                # A signature closes its block: providers send it after the block's text.
+                self._blocks.append(ReasoningPart("".join(self._block), signature=event.signature))
+                self._block = []
         elif isinstance(event, ToolCallEnd):
             self._tools.append(ToolCall(event.id, event.name, event.arguments))
         elif isinstance(event, Usage):
@@ -100,6 +118,9 @@ class ResponseBuilder:
 
     def build(self) -> Response:
         start = self._start
+        blocks = list(self._blocks)
+        if any(self._block):
+            blocks.append(ReasoningPart("".join(self._block)))
         return Response(
             text="".join(self._text),
             reasoning="".join(self._reasoning),
@@ -111,6 +132,6 @@ class ResponseBuilder:
             provider=start.provider if start else None,
             model=start.model if start else None,
             refusal="".join(self._refusal) if self._refusal else None,
-            reasoning_signature=self._signature,
+            reasoning_parts=blocks,
             error=self._error,
         )
