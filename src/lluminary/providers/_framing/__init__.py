@@ -6,7 +6,8 @@ stream with one ``protocol`` error.
 """
 
 from lluminary.providers._framing._common import FramingError
+from lluminary.providers._framing._eventstream import EventStreamFramer, EventStreamMessage
 from lluminary.providers._framing._ndjson import NDJSONFramer
 from lluminary.providers._framing._sse import SSEFramer, SSEMessage
 
-__all__ = ["FramingError", "NDJSONFramer", "SSEFramer", "SSEMessage"]
+__all__ = ["EventStreamFramer", "EventStreamMessage", "FramingError", "NDJSONFramer", "SSEFramer", "SSEMessage"]

@@ -3,10 +3,13 @@
 Lines end in CRLF, LF or CR (Gemini sends CRLF; a CR at the end of a chunk may be
 the first half of a CRLF, so we remember it). ``data`` lines accumulate and a blank
 line dispatches. Comments (``:``) and the ``id``/``retry`` fields are read and
-dropped: our providers do not resume streams by id.
+dropped: our providers do not resume streams by id. A UTF-8 byte order mark at
+the very start is skipped, as the spec says (it may arrive split over chunks).
 
 The fast path is one ``split`` per chunk; payloads stay ``bytes`` so the decoder
-can hand them straight to msgspec.
+can hand them straight to msgspec. Input that cannot be framed raises
+:class:`FramingError`, but only after the messages framed before it have been
+returned, so a decoder sees the same messages however the bytes were chunked.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from lluminary.providers._framing._common import MAX_MESSAGE_BYTES, FramingError
 
 __all__ = ["SSEFramer", "SSEMessage"]
 
+_BOM = b"\xef\xbb\xbf"
+
 
 class SSEMessage(NamedTuple):
     event: str
@@ -24,15 +29,30 @@ class SSEMessage(NamedTuple):
 
 
 class SSEFramer:
-    __slots__ = ("_buf", "_data", "_event", "_skip_lf")
+    __slots__ = ("_buf", "_data", "_error", "_event", "_head", "_skip_lf")
 
     def __init__(self) -> None:
         self._buf = b""
         self._event = ""
         self._data: list[bytes] = []
         self._skip_lf = False
+        # The first bytes of the stream, until we know whether they open with a BOM;
+        # None once that is decided.
+        self._head: bytes | None = b""
+        self._error: FramingError | None = None
 
     def feed(self, chunk: bytes) -> list[SSEMessage]:
+        if self._error is not None:
+            raise self._error
+        if self._head is not None:
+            head = self._head + chunk
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                self._head = head
+                return []
+            self._head = None
+            chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
+            if not chunk:
+                return []
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
@@ -45,11 +65,19 @@ class SSEFramer:
         buf = self._buf + chunk if self._buf else chunk
         lines = buf.split(b"\n")
         self._buf = lines.pop()
-        if len(self._buf) > MAX_MESSAGE_BYTES:
-            raise FramingError("SSE line exceeds the size limit")
         out: list[SSEMessage] = []
-        for line in lines:
-            self._line(line, out)
+        try:
+            for line in lines:
+                self._line(line, out)
+            if len(self._buf) > MAX_MESSAGE_BYTES:
+                raise FramingError("SSE line exceeds the size limit")
+        except FramingError as exc:
+            if not out:
+                raise
+            # Deliver the messages framed before the bad input and raise on the next
+            # call: otherwise what a decoder sees before the error would depend on
+            # where the chunk boundaries fell.
+            self._error = exc
         return out
 
     def close(self) -> list[SSEMessage]:
@@ -61,7 +89,12 @@ class SSEFramer:
         reports as a protocol error, and without the provider's end marker the
         stream still cannot finish.
         """
+        if self._error is not None:
+            raise self._error
         out: list[SSEMessage] = []
+        if self._head:
+            # Only part of a BOM ever arrived: it is not a BOM, so it is a line.
+            self._buf, self._head = self._head, None
         if self._buf:
             self._line(self._buf, out)
             self._buf = b""
@@ -71,7 +104,7 @@ class SSEFramer:
     @property
     def pending(self) -> bool:
         """True while part of a message has been received but not dispatched."""
-        return bool(self._buf or self._data)
+        return bool(self._buf or self._data or self._head)
 
     def _line(self, line: bytes, out: list[SSEMessage]) -> None:
         if not line:
@@ -81,18 +114,17 @@ class SSEFramer:
                 self._data = []
             self._event = ""
             return
-        if line[:5] == b"data:":
-            value = line[6:] if line[5:6] == b" " else line[5:]
-            self._data.append(value)
-            if len(self._data) > 1 and sum(map(len, self._data)) > MAX_MESSAGE_BYTES:
-                raise FramingError("SSE message exceeds the size limit")
-            return
         if line[:1] == b":":
             return
         name, sep, value = line.partition(b":")
         if sep and value[:1] == b" ":
             value = value[1:]
-        if name == b"event":
+        if name == b"data":
+            # A bare ``data`` line (no colon) is a data field with an empty value.
+            self._data.append(value)
+            if len(self._data) > 1 and sum(map(len, self._data)) > MAX_MESSAGE_BYTES:
+                raise FramingError("SSE message exceeds the size limit")
+        elif name == b"event":
             try:
                 self._event = value.decode()
             except UnicodeDecodeError:
