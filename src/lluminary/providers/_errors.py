@@ -8,7 +8,6 @@ anything that looks like a credential: providers echo keys back in 401 bodies
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -60,10 +59,14 @@ _CONTEXT_PHRASES: Final = re.compile(
 )
 # Things that look like secrets: OpenAI/Anthropic style keys (also partially masked
 # echoes such as "sk-proj-****abcd"), Google API keys, AWS access key ids, bearer tokens.
+# "sk-" must start a word ("risk-free" is no key), and a bearer token or ``key=`` value
+# must hold a digit, so prose such as "Missing bearer authentication" stays readable.
 _SECRET_PATTERNS: Final = re.compile(
-    r"(sk-[A-Za-z0-9_\-*]{3,}|AIza[0-9A-Za-z_\-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{12,}|"
-    r"(?i:bearer)\s+[A-Za-z0-9._\-~+/=]{8,}|(?i:key=)[A-Za-z0-9._\-]{8,})"
+    r"((?<![A-Za-z0-9])sk-[A-Za-z0-9_\-*]{3,}|AIza[0-9A-Za-z_\-]{10,}|(?:AKIA|ASIA)[0-9A-Z]{12,}|"
+    r"(?i:bearer)\s+(?=[A-Za-z._\-~+/=]*[0-9])[A-Za-z0-9._\-~+/=]{8,}|"
+    r"(?i:key=)(?=[A-Za-z._\-]*[0-9])[A-Za-z0-9._\-]{8,})"
 )
+_DECIMAL: Final = re.compile(r"[0-9]+(?:\.[0-9]*)?", re.ASCII)
 _decode_any = msgspec.json.Decoder().decode
 
 
@@ -208,10 +211,10 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _finite(raw: str) -> float | None:
-    try:
-        value = float(raw.strip())
-    except ValueError:
+    # Only plain ASCII decimals: ``float`` would also take "1_000", "1e3", "inf" and
+    # non-ASCII digits, none of which a server means as a delay.
+    text = raw.strip()
+    if not _DECIMAL.fullmatch(text):
         return None
-    if not math.isfinite(value) or value < 0:
-        return None
-    return value
+    # A digit string too long for a float becomes inf, which the caller clamps.
+    return float(text)

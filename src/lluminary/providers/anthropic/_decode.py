@@ -11,11 +11,15 @@ Usage is split: input and cache tokens arrive in ``message_start``, output token
 (cumulative, so the last value wins, never a sum) in ``message_delta``. Newer API
 versions may repeat input counts in ``message_delta``; those replace, not add.
 
-Blocks: ``text`` (``text_delta``), ``thinking`` (``thinking_delta`` and
-``signature_delta``), ``redacted_thinking``, and ``tool_use`` /
-``server_tool_use`` (``input_json_delta``; a tool without arguments streams no
-fragment and still yields ``{}``). Unknown event and block types are skipped, so
-new API features do not break old clients.
+Blocks: ``text`` (``text_delta``; ``citations_delta`` is skipped), ``thinking``
+(``thinking_delta`` and ``signature_delta``), and ``tool_use`` (``input_json_delta``;
+a tool without arguments streams no fragment, or one empty one, and still yields
+``{}``). ``server_tool_use`` and ``mcp_tool_use`` blocks (web search, code
+execution, MCP) are run by Anthropic itself, which streams their results in the
+same response: they are not calls for the client to run, so they produce no
+tool-call events (a ``tool_use`` sent back without a ``tool_result`` would be
+rejected). ``redacted_thinking`` carries no text we could show. Unknown event and
+block types are skipped, so new API features do not break old clients.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ class _Block(msgspec.Struct, gc=False):
     signature: str | None = None
     id: str | None = None
     name: str | None = None
-    input: dict[str, Any] | None = None
+    # Loosely typed: other block types may one day use the name for something else.
+    input: Any = None
 
 
 class _Delta(msgspec.Struct, gc=False):
@@ -81,7 +86,8 @@ class _Event(msgspec.Struct, gc=False):
 
 
 _decode_event: Final = msgspec.json.Decoder(_Event).decode
-_TOOL_BLOCKS: Final = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+#: Blocks whose ``input_json_delta`` fragments are the server's business, not ours.
+_SERVER_TOOL_BLOCKS: Final = frozenset({"server_tool_use", "mcp_tool_use"})
 _STOP: Final[dict[str, FinishReason]] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -108,22 +114,27 @@ class AnthropicDecoder(BaseDecoder):
         self._output = 0
         self._cache_read = 0
         self._cache_write = 0
+        self._server_blocks: set[int] = set()
 
     def _feed(self, data: bytes) -> None:
         self._messages(self._framer.feed(data))
 
     def _messages(self, messages: list[SSEMessage]) -> None:
         for message in messages:
-            self._event(message.data)
+            self._event(message)
             if self._done:
                 return
 
     def _close(self) -> None:
         self._messages(self._framer.close())
 
-    def _event(self, payload: bytes) -> None:
-        ev = _decode_event(payload)
-        kind = ev.type
+    def _event(self, message: SSEMessage) -> None:
+        if not message.data.strip():
+            return  # an empty ``data:`` carries nothing (keep-alives from proxies)
+        ev = _decode_event(message.data)
+        # Every documented payload repeats its event name in ``type``; the SSE name
+        # is the fallback for proxies that drop it.
+        kind = ev.type or message.event
         if kind == "content_block_delta":
             self._delta(ev.index, ev.delta)
         elif kind == "content_block_start":
@@ -152,9 +163,11 @@ class AnthropicDecoder(BaseDecoder):
     def _block_start(self, index: int, block: _Block | None) -> None:
         if block is None:
             return
-        if block.type in _TOOL_BLOCKS:
+        if block.type in _SERVER_TOOL_BLOCKS:
+            self._server_blocks.add(index)
+        elif block.type == "tool_use":
             self.emit(self.tools.start(index, block.id or f"toolu_{index}", block.name or ""))
-            if block.input:
+            if isinstance(block.input, dict) and block.input:
                 # Some servers (and replays) put the whole input in the start block.
                 delta = self.tools.delta(index, msgspec.json.encode(block.input).decode())
                 if delta is not None:
@@ -171,7 +184,7 @@ class AnthropicDecoder(BaseDecoder):
         if kind == "text_delta":
             self.text(delta.text or "", index)
         elif kind == "input_json_delta":
-            if delta.partial_json:
+            if delta.partial_json and index not in self._server_blocks:
                 event = self.tools.delta(index, delta.partial_json)
                 if event is not None:
                     self.emit_all([event])

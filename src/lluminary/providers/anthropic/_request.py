@@ -3,7 +3,8 @@
 Anthropic differs from OpenAI where it matters: the system prompt is a top-level
 field; tool results travel in a *user* message as ``tool_result`` blocks (several
 consecutive results merge into one message, as the API requires alternating
-roles); earlier thinking goes back as ``thinking`` blocks with their signature;
+roles, with the results first); earlier thinking goes back as ``thinking`` blocks
+with their signature (thinking without one is dropped: the API rejects it);
 ``max_tokens`` is required; ``tool_choice`` is an object.
 """
 
@@ -29,8 +30,14 @@ DEFAULT_MAX_TOKENS: Final = 4096
 
 
 def _image(part: ImagePart) -> dict[str, Any]:
-    if part.url:
-        return {"type": "image", "source": {"type": "url", "url": part.url}}
+    url = part.url
+    if url and url.startswith("data:") and ";base64," in url:
+        # The ``url`` source takes only http(s) URLs; a data URL goes inline.
+        header, _, data = url.partition(",")
+        media_type = header[len("data:") :].split(";")[0] or part.media_type or "image/png"
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if url:
+        return {"type": "image", "source": {"type": "url", "url": url}}
     return {
         "type": "image",
         "source": {"type": "base64", "media_type": part.media_type or "image/png", "data": part.data or ""},
@@ -74,6 +81,11 @@ def encode_messages(request: ChatRequest) -> tuple[list[str], list[dict[str, Any
             messages[-1]["content"].extend(blocks)
         else:
             messages.append({"role": role, "content": blocks})
+    for turn in messages:
+        if turn["role"] == "user":
+            # The API wants a user turn's tool_result blocks before any other content
+            # (a stable sort keeps each group in order).
+            turn["content"].sort(key=lambda block: block["type"] != "tool_result")
     return system, messages
 
 

@@ -7,11 +7,17 @@ The stream is SSE ``data:`` lines of ``chat.completion.chunk`` objects ending in
   compatible servers send as ``delta.reasoning_content`` (vLLM, DeepSeek) or
   ``delta.reasoning`` (OpenRouter, Ollama);
 - parallel tool calls, keyed by ``(choice, tool index)``: the first fragment
-  brings id and name, later ones argument text; some servers send a call whole;
+  brings id and name, later ones argument text; some servers send a call whole,
+  or leave ``index`` out and tell calls apart only by a new ``id``. A fragment
+  with neither name nor arguments starts nothing (its id is kept for the call);
 - usage, which with ``stream_options.include_usage`` arrives on a chunk after the
   finish reason, usually with ``choices: []`` but sometimes on the last chunk
-  that still has choices; cached and reasoning token details are kept;
-- an in-band ``{"error": …}`` payload after HTTP 200.
+  that still has choices; cached and reasoning token details are kept (and
+  DeepSeek's ``prompt_cache_hit_tokens``);
+- an in-band ``{"error": …}`` payload after HTTP 200, and vLLM's
+  ``{"object": "error", "message": …}``;
+- Azure's opening chunk (``choices: []``, empty id, prompt filter results),
+  which is not the start of the answer.
 
 ``finish_reason`` does not end the stream: ``[DONE]`` does. A stream cut after the
 finish reason but before ``[DONE]`` is a protocol error, as any cut is.
@@ -19,11 +25,11 @@ finish reason but before ``[DONE]`` is a protocol error, as any cut is.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
-from lluminary.events import FinishReason, RefusalDelta, Usage
+from lluminary.events import ErrorCode, FinishReason, RefusalDelta, Usage
 from lluminary.providers._decoder import BaseDecoder
 from lluminary.providers._errors import error_event
 from lluminary.providers._framing import SSEFramer, SSEMessage
@@ -34,11 +40,12 @@ __all__ = ["OpenAIChatDecoder", "finish_reason"]
 
 class _Function(msgspec.Struct, gc=False):
     name: str | None = None
-    arguments: str | None = None
+    # A JSON text per the API; a few compatible servers send the object itself.
+    arguments: str | dict[str, Any] | None = None
 
 
 class _ToolCallDelta(msgspec.Struct, gc=False):
-    index: int = 0
+    index: int | None = None
     id: str | None = None
     function: _Function | None = None
 
@@ -69,6 +76,7 @@ class _CompletionDetails(msgspec.Struct, gc=False):
 class _Usage(msgspec.Struct, gc=False):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    prompt_cache_hit_tokens: int | None = None  # DeepSeek
     prompt_tokens_details: _PromptDetails | None = None
     completion_tokens_details: _CompletionDetails | None = None
 
@@ -81,10 +89,15 @@ class _ErrorBody(msgspec.Struct, gc=False):
 
 class _Chunk(msgspec.Struct, gc=False):
     id: str | None = None
+    object: str | None = None
     model: str | None = None
     choices: list[_Choice] | None = None
     usage: _Usage | None = None
     error: _ErrorBody | str | None = None
+    # vLLM and some other compatible servers send errors flat: {"object": "error", "message": …}
+    message: str | None = None
+    type: str | None = None
+    code: str | int | None = None
 
 
 _decode_chunk: Final = msgspec.json.Decoder(_Chunk).decode
@@ -110,8 +123,11 @@ def usage_from(u: _Usage) -> Usage:
     prompt = u.prompt_tokens or 0
     details = u.prompt_tokens_details
     cached = (details.cached_tokens or 0) if details else 0
+    if not cached and u.prompt_cache_hit_tokens:
+        cached = u.prompt_cache_hit_tokens
     written = (details.cache_write_tokens or 0) if details else 0
-    reasoning = u.completion_tokens_details.reasoning_tokens or 0 if u.completion_tokens_details else 0
+    out_details = u.completion_tokens_details
+    reasoning = (out_details.reasoning_tokens or 0) if out_details else 0
     return Usage(
         input_tokens=max(prompt - cached - written, 0),
         output_tokens=u.completion_tokens or 0,
@@ -129,6 +145,10 @@ class OpenAIChatDecoder(BaseDecoder):
         self.provider = provider  # type: ignore[misc]
         self._framer = SSEFramer()
         self._raw_finish: str | None = None
+        # (choice, vendor index) -> (assembler key, call id) of the call open there.
+        self._open: dict[tuple[int, int], tuple[object, str]] = {}
+        # Ids that arrived on a fragment with neither name nor arguments.
+        self._pending_ids: dict[tuple[int, int], str] = {}
 
     def _feed(self, data: bytes) -> None:
         self._messages(self._framer.feed(data))
@@ -136,7 +156,7 @@ class OpenAIChatDecoder(BaseDecoder):
     def _messages(self, messages: list[SSEMessage]) -> None:
         for message in messages:
             payload = message.data
-            if payload == _DONE:
+            if payload.strip() == _DONE:
                 self._end()
             else:
                 self._chunk(payload)
@@ -156,7 +176,11 @@ class OpenAIChatDecoder(BaseDecoder):
         if chunk.error is not None:
             self._in_band_error(chunk.error)
             return
-        if not self._started:
+        if chunk.object == "error":
+            self._in_band_error(_ErrorBody(chunk.message, chunk.type, chunk.code))
+            return
+        # Azure opens with a chunk of prompt filter results: no id, no choices.
+        if not self._started and (chunk.id or chunk.choices or chunk.usage is not None):
             self.start(chunk.id or "", chunk.model)
         if chunk.choices:
             for choice in chunk.choices:
@@ -177,31 +201,54 @@ class OpenAIChatDecoder(BaseDecoder):
             if delta.tool_calls:
                 for call in delta.tool_calls:
                     self._tool_delta(choice.index, call)
-        if choice.finish_reason is not None and self._raw_finish is None:
-            self._raw_finish = choice.finish_reason
-            # The calls are complete once the choice finishes; close them now so
+        if choice.finish_reason is not None:
+            if self._raw_finish is None:
+                self._raw_finish = choice.finish_reason
+            # The choice's calls are complete once it finishes; close them now so
             # ``tool-call-end`` is not held back until ``[DONE]``.
-            if self.tools.open:
-                self.emit_all(self.tools.end_all())
+            self._end_calls(choice.index)
 
     def _tool_delta(self, choice: int, call: _ToolCallDelta) -> None:
-        key = (choice, call.index)
+        index = call.index or 0
+        slot = (choice, index)
         fn = call.function
-        if key not in self.tools:
-            name = (fn.name if fn else None) or ""
-            # An empty opening fragment (no name, no arguments) must not start a call.
-            if not name and (fn is None or not fn.arguments):
+        name = (fn.name if fn else None) or ""
+        raw = fn.arguments if fn else None
+        arguments = msgspec.json.encode(raw).decode() if isinstance(raw, dict) else raw or ""
+        open_call = self._open.get(slot)
+        if open_call is not None and call.id and name and call.id != open_call[1]:
+            # Servers that leave out ``index`` send every call at index 0; a new
+            # id with a name is a new call, so the previous one is complete.
+            self.emit_all(self.tools.end(open_call[0]))
+            del self._open[slot]
+            open_call = None
+        if open_call is None:
+            if not name and not arguments:
+                # An empty opening fragment must not start a call (LangChain #38682);
+                # remember its id for the fragment that brings the name.
+                if call.id:
+                    self._pending_ids[slot] = call.id
                 return
-            self.emit(self.tools.start(key, call.id or f"call_{self.tools.count}", name))
-        if fn is not None and fn.arguments:
-            delta = self.tools.delta(key, fn.arguments)
-            if delta is not None:
-                self.emit_all([delta])
+            call_id = call.id or self._pending_ids.pop(slot, None) or f"call_{self.tools.count}"
+            key = (choice, index, self.tools.count)
+            self.emit(self.tools.start(key, call_id, name))
+            open_call = self._open[slot] = (key, call_id)
+        if arguments:
+            event = self.tools.delta(open_call[0], arguments)
+            if event is not None:
+                self.emit_all([event])
+
+    def _end_calls(self, choice: int) -> None:
+        for slot in [s for s in self._open if s[0] == choice]:
+            key, _ = self._open.pop(slot)
+            self.emit_all(self.tools.end(key))
 
     def _in_band_error(self, err: _ErrorBody | str) -> None:
         if isinstance(err, str):
-            message, kind = err, None
+            message, kinds = err, []
         else:
-            message, kind = err.message or "error", err.type or (str(err.code) if err.code is not None else None)
-        code = TYPE_CODES.get(kind or "", "server")
+            message = err.message or "error"
+            # The ``code`` (``context_length_exceeded``) is more precise than the ``type``.
+            kinds = [str(k) for k in (err.code, err.type) if k is not None]
+        code: ErrorCode = next((TYPE_CODES[k] for k in kinds if k in TYPE_CODES), "server")
         self.fail(error_event(code, message, provider=self.provider, secrets=self.secrets))

@@ -85,7 +85,9 @@ def _assistant(message: Message) -> dict[str, Any]:
         for p in message.content
         if isinstance(p, ToolCallPart)
     ]
-    out: dict[str, Any] = {"role": "assistant", "content": text or None}
+    # With tool calls and no text the documented form is ``"content": null``;
+    # without tool calls, content is required.
+    out: dict[str, Any] = {"role": "assistant", "content": (text or None) if calls else text}
     if calls:
         out["tool_calls"] = calls
     # Reasoning parts are not sent back: Chat Completions has no field for them.

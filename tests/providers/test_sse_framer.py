@@ -1,0 +1,249 @@
+"""The SSE framer: the WHATWG parsing rules, our additions, and chunking independence.
+
+Every provider but Ollama and Bedrock reads its stream through
+:class:`~lluminary.providers._framing.SSEFramer`, so what it gets wrong every
+decoder gets wrong. The property tests build arbitrary streams, serialise them
+with any mix of line endings and split the bytes anywhere: the messages must be
+the same as from one unsplit feed.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lluminary.providers._framing import FramingError, NDJSONFramer, SSEFramer, SSEMessage
+from lluminary.providers._framing import _ndjson as ndjson_module
+from lluminary.providers._framing import _sse as sse_module
+from tests.support import split
+
+BOM = b"\xef\xbb\xbf"
+
+
+def frame(*pieces: bytes) -> list[SSEMessage]:
+    framer = SSEFramer()
+    out: list[SSEMessage] = []
+    for piece in pieces:
+        out.extend(framer.feed(piece))
+    out.extend(framer.close())
+    return out
+
+
+def frame_until_error(*pieces: bytes) -> tuple[list[SSEMessage], bool]:
+    """The messages a decoder would see, and whether framing failed."""
+    framer = SSEFramer()
+    out: list[SSEMessage] = []
+    try:
+        for piece in pieces:
+            out.extend(framer.feed(piece))
+        out.extend(framer.close())
+    except FramingError:
+        return out, True
+    return out, False
+
+
+# -- the basics -------------------------------------------------------------------------
+
+
+def test_data_without_event_name_is_a_message_event() -> None:
+    assert frame(b'data: {"a":1}\n\n') == [SSEMessage("message", b'{"a":1}')]
+
+
+def test_event_name_applies_to_its_message_only() -> None:
+    body = b"event: ping\ndata: 1\n\ndata: 2\n\n"
+    assert frame(body) == [SSEMessage("ping", b"1"), SSEMessage("message", b"2")]
+
+
+def test_multi_line_data_joins_with_newlines() -> None:
+    assert frame(b"data: one\ndata: two\ndata:three\n\n") == [SSEMessage("message", b"one\ntwo\nthree")]
+
+
+def test_only_one_space_after_the_colon_is_stripped() -> None:
+    assert frame(b"data:  x\n\n") == [SSEMessage("message", b" x")]
+    assert frame(b"data:x\n\n") == [SSEMessage("message", b"x")]
+
+
+def test_a_bare_data_line_is_an_empty_data_field() -> None:
+    # The spec: a line without a colon is a field name with an empty value.
+    assert frame(b"data\ndata: x\n\n") == [SSEMessage("message", b"\nx")]
+    assert frame(b"data\n\n") == [SSEMessage("message", b"")]
+
+
+def test_comments_ids_retry_and_unknown_fields_are_ignored() -> None:
+    body = b": keep-alive\nid: 7\nretry: 1000\nfoo: bar\nevent: x\ndata: y\n\n: OPENROUTER PROCESSING\n\n"
+    assert frame(body) == [SSEMessage("x", b"y")]
+
+
+def test_blank_line_without_data_dispatches_nothing_and_resets_the_event_name() -> None:
+    assert frame(b"event: lost\n\ndata: z\n\n") == [SSEMessage("message", b"z")]
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+def test_every_line_ending(eol: bytes) -> None:
+    body = eol.join([b"event: a", b"data: 1", b"", b"data: 2", b"data: 3", b"", b""])
+    assert frame(body) == [SSEMessage("a", b"1"), SSEMessage("message", b"2\n3")]
+
+
+def test_crlf_split_between_chunks_is_one_line_ending() -> None:
+    # A CR at the end of a chunk ends the line; the LF that opens the next chunk
+    # belongs to it and must not end an empty line (which would dispatch early).
+    pieces = [b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]
+    assert frame(*pieces) == [SSEMessage("message", b"a\nb")]
+
+
+def test_cr_then_cr_is_two_line_endings() -> None:
+    assert frame(b"data: a\r", b"\rdata: b\r\r") == [SSEMessage("message", b"a"), SSEMessage("message", b"b")]
+
+
+# -- end of input ----------------------------------------------------------------------
+
+
+def test_close_dispatches_a_message_missing_only_its_blank_line() -> None:
+    assert frame(b"data: last") == [SSEMessage("message", b"last")]
+    assert frame(b"event: e\ndata: last\n") == [SSEMessage("e", b"last")]
+
+
+def test_close_without_data_gives_nothing() -> None:
+    assert frame() == []
+    assert frame(b"event: only-a-name") == []
+    assert frame(b": a comment") == []
+
+
+def test_pending_tracks_half_received_messages() -> None:
+    framer = SSEFramer()
+    assert not framer.pending
+    framer.feed(b"data: {")
+    assert framer.pending
+    framer.feed(b"}\n")
+    assert framer.pending  # a data line waiting for its blank line
+    assert framer.feed(b"\n") == [SSEMessage("message", b"{}")]
+    assert not framer.pending
+
+
+# -- byte order mark -------------------------------------------------------------------
+
+
+def test_leading_bom_is_skipped() -> None:
+    assert frame(BOM + b"data: x\n\n") == [SSEMessage("message", b"x")]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 4])
+def test_leading_bom_split_over_chunks_is_skipped(cut: int) -> None:
+    body = BOM + b"data: x\n\n"
+    assert frame(body[:cut], body[cut:]) == [SSEMessage("message", b"x")]
+    assert frame(*[body[i : i + 1] for i in range(len(body))]) == [SSEMessage("message", b"x")]
+
+
+def test_bom_is_only_special_at_the_start() -> None:
+    # Later, it is part of a field name, so the line is an unknown field.
+    assert frame(b"data: a\n\n" + BOM + b"data: b\n\n") == [SSEMessage("message", b"a")]
+
+
+def test_only_part_of_a_bom_is_not_swallowed() -> None:
+    framer = SSEFramer()
+    assert framer.feed(b"\xef") == []
+    assert framer.pending
+    assert framer.close() == []  # a line with an odd field name, no data
+    # Two of the three bytes stay part of the line, which is then no ``data`` field.
+    assert frame(b"\xef\xbb", b"data: x\n\n") == []
+    assert frame(b"\xef\xbb", b"\xbfdata: x\n\n") == [SSEMessage("message", b"x")]
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def test_event_name_that_is_not_utf8_is_a_framing_error() -> None:
+    with pytest.raises(FramingError):
+        frame(b"event: \xff\xfe\ndata: x\n\n")
+
+
+def test_an_endless_line_is_a_framing_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sse_module, "MAX_MESSAGE_BYTES", 64)
+    framer = SSEFramer()
+    framer.feed(b"data: " + b"x" * 50)
+    with pytest.raises(FramingError):
+        framer.feed(b"x" * 50)
+
+
+def test_an_endless_message_is_a_framing_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sse_module, "MAX_MESSAGE_BYTES", 64)
+    framer = SSEFramer()
+    for _ in range(4):
+        framer.feed(b"data: 0123456789\n")
+    with pytest.raises(FramingError):
+        framer.feed(b"data: 0123456789\n" * 4)
+
+
+def test_messages_before_bad_input_are_delivered_and_the_error_follows() -> None:
+    # Framing must not depend on chunking: whether the bad line arrives with the good
+    # messages or after them, the good ones come out first and the error after.
+    body = b"data: 1\n\ndata: 2\n\nevent: \xff\ndata: 3\n\n"
+    framer = SSEFramer()
+    assert framer.feed(body) == [SSEMessage("message", b"1"), SSEMessage("message", b"2")]
+    with pytest.raises(FramingError):
+        framer.feed(b"data: 4\n\n")
+    with pytest.raises(FramingError):
+        framer.close()
+    for cut in range(1, len(body)):
+        assert frame_until_error(body[:cut], body[cut:]) == (
+            [SSEMessage("message", b"1"), SSEMessage("message", b"2")],
+            True,
+        ), cut
+
+
+def test_an_endless_line_after_good_messages_is_deferred(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sse_module, "MAX_MESSAGE_BYTES", 64)
+    framer = SSEFramer()
+    assert framer.feed(b"data: ok\n\ndata: " + b"x" * 100) == [SSEMessage("message", b"ok")]
+    with pytest.raises(FramingError):
+        framer.close()
+
+
+def test_ndjson_framer_follows_the_same_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ndjson_module, "MAX_MESSAGE_BYTES", 64)
+    framer = NDJSONFramer()
+    assert framer.feed(b'{"a":1}\r\n\n{"b":2}\n' + b"x" * 100) == [b'{"a":1}\r', b'{"b":2}']
+    with pytest.raises(FramingError):
+        framer.feed(b"\n")
+    with pytest.raises(FramingError):
+        NDJSONFramer().feed(b"y" * 100)
+    framer = NDJSONFramer()
+    assert framer.feed(b'{"a":1}\n{"b"') == [b'{"a":1}']
+    assert framer.close() == [b'{"b"']
+
+
+# -- chunking independence ---------------------------------------------------------------
+
+_names = st.sampled_from(["", "message_start", "content_block_delta", "error", "ping"])
+# Data values never contain line breaks (those are what separate lines).
+_values = st.binary(max_size=30).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+_messages = st.lists(st.tuples(_names, st.lists(_values, min_size=1, max_size=3)), max_size=8)
+
+
+def _serialise(messages: list[tuple[str, list[bytes]]], eol: bytes) -> bytes:
+    # One line ending per stream: a CR line ending followed by an LF one would read
+    # as a single CRLF, as the spec intends.
+    out = bytearray()
+    for name, values in messages:
+        if name:
+            out += b"event: " + name.encode() + eol
+        for value in values:
+            out += b"data: " + value + eol
+        out += b": comment" + eol + eol
+    return bytes(out)
+
+
+@given(
+    messages=_messages,
+    eol=st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    cuts=st.lists(st.integers(min_value=1, max_value=2000), max_size=30),
+    bom=st.booleans(),
+)
+def test_any_stream_split_anywhere_frames_the_same(
+    messages: list[tuple[str, list[bytes]]], eol: bytes, cuts: list[int], bom: bool
+) -> None:
+    body = (BOM if bom else b"") + _serialise(messages, eol)
+    expected = [SSEMessage(name or "message", b"\n".join(values)) for name, values in messages]
+    assert frame(body) == expected
+    assert frame(*split(body, cuts)) == expected
