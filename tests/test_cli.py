@@ -202,3 +202,90 @@ async def test_local_model_answers_with_no_key_and_no_network() -> None:
     assert isinstance(events[-1], Finish)
     assert events[0].provider == "local"  # type: ignore[union-attr]
     assert any(isinstance(e, TextDelta) and e.text for e in events)
+
+
+def _body(provider: str) -> tuple[bytes, str]:
+    """A recording for ``provider`` as the wire body, and its content type."""
+    import base64
+
+    from tests.support import FIXTURES, jsonl_to_sse
+
+    sse = "text/event-stream"
+    if provider == "gemini":
+        return fixture_bytes("gemini", "function_call_thought_signature_stream.sse"), sse
+    if provider == "bedrock":
+        raw = base64.b64decode(fixture_bytes("bedrock", "converse_stream_tool_use.eventstream.b64"))
+        return raw, "application/vnd.amazon.eventstream"
+    if provider == "cohere":
+        return jsonl_to_sse(FIXTURES / "cohere" / "tool_call_stream.chunks.jsonl", event_names=True), sse
+    if provider == "mistral":
+        # The recorder kept only the data payloads; the live API ends with [DONE].
+        body = jsonl_to_sse(FIXTURES / "mistral" / "text_stream.chunks.jsonl", event_names=False)
+        return body + b"data: [DONE]\n\n", sse
+    if provider == "ollama":
+        return fixture_bytes("ollama", "chat_stream_tool_call.docs.ndjson"), "application/x-ndjson"
+    return fixture_bytes("openai_responses", "function_call_stream.sse"), sse
+
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "suffix", "path"),
+    [
+        ("gemini", "gemini-2.5-flash", "", "/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+        (
+            "bedrock",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "",
+            "/model/anthropic.claude-3-haiku-20240307-v1:0/converse-stream",
+        ),
+        ("cohere", "command-a-03-2025", "", "/v2/chat"),
+        ("mistral", "mistral-small-latest", "/v1", "/v1/chat/completions"),
+        ("ollama", "llama3.2", "", "/api/chat"),
+        ("openai-responses", "gpt-4o", "/v1", "/v1/responses"),
+    ],
+)
+async def test_every_provider_from_the_command_line(provider: str, model: str, suffix: str, path: str) -> None:
+    from lluminary.events import ChatRequest, Message
+    from lluminary.providers import create_provider
+
+    body, content_type = _body(provider)
+    env = dict(AWS_ENV) if provider == "bedrock" else {}
+    key_args = [] if provider in ("bedrock", "ollama") else ["--api-key", "canary-key-7f3a9"]
+    async with ReplayServer([Reply(body, chunk_size=50, headers={"content-type": content_type})]) as server:
+        code, out, err = await run_cli(
+            "chat",
+            "hello",
+            "--model",
+            f"{provider}:{model}",
+            "--base-url",
+            server.url + suffix,
+            "--events",
+            *key_args,
+            env=env,
+        )
+        seen = server.requests[0]
+    assert code == 0, err
+    events = parse_lines(out)
+    check_invariants(events)
+    assert isinstance(events[-1], Finish)
+    # The CLI prints exactly what the provider's own decoder makes of the same bytes.
+    configured = create_provider(
+        provider, api_key=key_args[1] if key_args else None, base_url=server.url + suffix, env=env
+    )
+    request = ChatRequest(model=f"{provider}:{model}", messages=[Message.user("hello")])
+    expected = decode(lambda: configured.decoder(request, model), [body])  # type: ignore[attr-defined]
+    assert events == expected
+    assert seen.path == path
+    assert "canary-key-7f3a9" not in out + err
+    if provider == "bedrock":
+        auth = seen.headers["Authorization"]
+        assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/")
+        assert "/us-east-1/bedrock/aws4_request" in auth
+        assert "Signature=" in auth
+        assert "X-Amz-Date" in seen.headers
