@@ -265,3 +265,15 @@ async def test_anthropic_through_the_engine() -> None:
     assert response.finish_reason == "stop"
     assert response.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (11, 6)
+
+
+async def test_a_finished_stream_leaves_no_generator_for_the_finalizer() -> None:
+    """Every iterator on the read path is closed in place, not by asyncio's asyncgen hook (a task each)."""
+    async with ReplayServer([Reply(OPENAI_TEXT, chunk_size=64)]) as server, openai_engine(server) as engine:
+        for _ in range(3):
+            events = await collect(engine)
+            assert isinstance(events[-1], Finish)
+            # The asyncgen hook schedules its aclose() task with call_soon: give the
+            # loop one turn so that such a task, if any, would exist now.
+            await asyncio.sleep(0)
+            assert asyncio.all_tasks() == {asyncio.current_task()}

@@ -10,6 +10,7 @@ sent to the base URL it was configured with.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import ClassVar
 
 from lluminary.events import ChatRequest, Error, Event
@@ -118,13 +119,17 @@ class HttpProvider(Provider):
                     yield self.map_error(status, resp.headers, body)
                     return
                 feed = decoder.feed
-                async for chunk in resp.iter_chunks():
-                    events = feed(chunk)
-                    if events:
-                        for event in events:
-                            yield event
-                        if decoder.done:
-                            return
+                # aclosing: leaving early (after the terminal event, or on cancellation)
+                # closes the chunk iterator here and now, instead of leaving it to the
+                # loop's async-generator finalizer, which would cost a task per stream.
+                async with aclosing(resp.iter_chunks()) as chunks:
+                    async for chunk in chunks:
+                        events = feed(chunk)
+                        if events:
+                            for event in events:
+                                yield event
+                            if decoder.done:
+                                return
                 events = decoder.close()
         except TransportError as exc:
             events = decoder.interrupt(error_event(exc.code, exc.message, provider=self.name, secrets=self.secrets))

@@ -12,7 +12,7 @@ a URL the key was not configured for.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -60,7 +60,7 @@ class HttpResponse(Protocol):
     @property
     def headers(self) -> Mapping[str, str]: ...
 
-    def iter_chunks(self) -> AsyncIterator[bytes]: ...
+    def iter_chunks(self) -> AsyncGenerator[bytes, None]: ...
 
     async def read(self, limit: int = MAX_ERROR_BODY) -> bytes: ...
 
@@ -88,7 +88,7 @@ class _AiohttpResponse:
     def headers(self) -> Mapping[str, str]:
         return self._resp.headers
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
+    async def iter_chunks(self) -> AsyncGenerator[bytes, None]:
         import aiohttp
 
         content = self._resp.content
@@ -202,7 +202,7 @@ class _HttpxResponse:
     def headers(self) -> Mapping[str, str]:
         return self._resp.headers
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
+    async def iter_chunks(self) -> AsyncGenerator[bytes, None]:
         import httpx
 
         try:

@@ -1,0 +1,285 @@
+"""The two clients the streaming benchmark compares, reading the same bytes from the same server.
+
+**floor**: the least work a correct Python client can do over aiohttp. One
+``ClientSession``; the body read with ``content.readany()``; SSE events split on
+``b"\\n\\n"``; the ``data:`` payload decoded with a module-level
+``msgspec.json.Decoder`` into a Struct that declares only the fields read; the
+text (or tool arguments) joined once at the end. It checks the end marker and the
+usage count, as any real client must, and nothing else: no CR/LF normalisation,
+no multi-line ``data``, no size limits, no error mapping, no typed events.
+
+**lluminary**: ``Engine.stream`` with the provider built by ``create_provider``,
+consumed as a user would (``async with`` and ``async for``), assembling the text
+from ``TextDelta`` (or ``ToolArgsDelta``) events.
+
+Both sessions use the same connection-pool limit and timeouts as LLuMinary's
+default transport, so the ratio measures LLuMinary's own layers (framing,
+decoding, event objects, generators, the engine) and not a difference in aiohttp
+configuration. Each client returns an :class:`Outcome`; the harness checks it
+against the expected text, usage and end marker, so no client can skip work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from lluminary import ChatRequest, Engine, Error, Finish, Message, TextDelta, ToolArgsDelta, ToolCallEnd, Usage
+from lluminary.providers import create_provider
+
+__all__ = ["CLIENTS", "BenchError", "Outcome", "StreamFn", "Target", "floor_client", "lluminary_client"]
+
+#: What LLuMinary's AiohttpTransport configures by default; the floor uses the same.
+POOL_LIMIT = 1000
+TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=300.0)
+API_KEY = "bench"
+
+
+class BenchError(Exception):
+    """A client got something other than the stream it was promised."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one scenario's streams come from: the server origin, the provider shape and its options."""
+
+    origin: str
+    provider: str  # "openai" or "anthropic"
+    query: str  # the server's stream configuration, as a query string
+    tool: bool = False  # the stream carries one tool call instead of text
+
+    @property
+    def base_url(self) -> str:
+        """The base URL in the provider SDK's convention (OpenAI's includes ``/v1``)."""
+        root = f"{self.origin}/cfg/{self.query}"
+        return f"{root}/v1" if self.provider == "openai" else root
+
+    @property
+    def url(self) -> str:
+        path = "/chat/completions" if self.provider == "openai" else "/v1/messages"
+        return self.base_url + path
+
+
+@dataclass
+class Outcome:
+    """What one stream gave a client."""
+
+    text: str = ""
+    arguments: Any = None  # the parsed tool arguments, for tool streams
+    output_tokens: int = -1
+    finished: bool = False
+    events: int = 0  # events the client handled: SSE events (floor) or LLuMinary events
+
+
+#: What a client yields once its session (or engine) is open: run one stream.
+StreamFn = Callable[[], Awaitable[Outcome]]
+
+
+# -- the floor ------------------------------------------------------------------------
+
+
+class _Function(msgspec.Struct):
+    arguments: str | None = None
+
+
+class _ToolCall(msgspec.Struct):
+    function: _Function | None = None
+
+
+class _OpenAIDelta(msgspec.Struct):
+    content: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _OpenAIDelta | None = None
+
+
+class _OpenAIUsage(msgspec.Struct):
+    completion_tokens: int = 0
+
+
+class _OpenAIChunk(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: _OpenAIUsage | None = None
+
+
+class _AnthropicDelta(msgspec.Struct):
+    text: str | None = None
+    partial_json: str | None = None
+
+
+class _AnthropicUsage(msgspec.Struct):
+    output_tokens: int = 0
+
+
+class _AnthropicEvent(msgspec.Struct):
+    type: str = ""
+    delta: _AnthropicDelta | None = None
+    usage: _AnthropicUsage | None = None
+
+
+_decode_openai = msgspec.json.Decoder(_OpenAIChunk).decode
+_decode_anthropic = msgspec.json.Decoder(_AnthropicEvent).decode
+_decode_any = msgspec.json.Decoder().decode
+
+_OPENAI_BODY = msgspec.json.encode(
+    {
+        "model": "bench",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+)
+_ANTHROPIC_BODY = msgspec.json.encode(
+    {"model": "bench", "max_tokens": 4096, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+)
+_OPENAI_HEADERS = {
+    "content-type": "application/json",
+    "accept": "text/event-stream",
+    "authorization": f"Bearer {API_KEY}",
+}
+_ANTHROPIC_HEADERS = {
+    "content-type": "application/json",
+    "accept": "text/event-stream",
+    "anthropic-version": "2023-06-01",
+    "x-api-key": API_KEY,
+}
+
+
+async def _floor_openai(session: aiohttp.ClientSession, url: str, tool: bool) -> Outcome:
+    out = Outcome()
+    parts: list[str] = []
+    async with session.post(url, data=_OPENAI_BODY, headers=_OPENAI_HEADERS) as resp:
+        if resp.status != 200:
+            raise BenchError(f"HTTP {resp.status}")
+        content = resp.content
+        buf = b""
+        while True:
+            data = await content.readany()
+            if not data:
+                break
+            buf = buf + data if buf else data
+            blocks = buf.split(b"\n\n")
+            buf = blocks.pop()
+            for block in blocks:
+                out.events += 1
+                payload = block[6:]  # after "data: "
+                if payload == b"[DONE]":
+                    out.finished = True
+                    continue
+                chunk = _decode_openai(payload)
+                if chunk.choices:
+                    delta = chunk.choices[0].delta
+                    if delta is not None:
+                        if delta.content:
+                            parts.append(delta.content)
+                        elif delta.tool_calls:
+                            fn = delta.tool_calls[0].function
+                            if fn is not None and fn.arguments:
+                                parts.append(fn.arguments)
+                if chunk.usage is not None:
+                    out.output_tokens = chunk.usage.completion_tokens
+    out.text = "".join(parts)
+    if tool:
+        out.arguments = _decode_any(out.text)
+    return out
+
+
+async def _floor_anthropic(session: aiohttp.ClientSession, url: str, tool: bool) -> Outcome:
+    out = Outcome()
+    parts: list[str] = []
+    async with session.post(url, data=_ANTHROPIC_BODY, headers=_ANTHROPIC_HEADERS) as resp:
+        if resp.status != 200:
+            raise BenchError(f"HTTP {resp.status}")
+        content = resp.content
+        buf = b""
+        while True:
+            data = await content.readany()
+            if not data:
+                break
+            buf = buf + data if buf else data
+            blocks = buf.split(b"\n\n")
+            buf = blocks.pop()
+            for block in blocks:
+                out.events += 1
+                event = _decode_anthropic(block[block.find(b"data: ") + 6 :])
+                kind = event.type
+                if kind == "content_block_delta":
+                    delta = event.delta
+                    if delta is not None:
+                        piece = delta.text if delta.text is not None else delta.partial_json
+                        if piece:
+                            parts.append(piece)
+                elif kind == "message_delta":
+                    if event.usage is not None:
+                        out.output_tokens = event.usage.output_tokens
+                elif kind == "message_stop":
+                    out.finished = True
+    out.text = "".join(parts)
+    if tool:
+        out.arguments = _decode_any(out.text)
+    return out
+
+
+@asynccontextmanager
+async def floor_client(target: Target) -> AsyncIterator[StreamFn]:
+    tool, url = target.tool, target.url
+    run = _floor_openai if target.provider == "openai" else _floor_anthropic
+    connector = aiohttp.TCPConnector(limit=POOL_LIMIT)
+    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session:
+
+        async def one() -> Outcome:
+            return await run(session, url, tool)
+
+        yield one
+
+
+# -- LLuMinary ------------------------------------------------------------------------
+
+
+async def _lluminary_one(engine: Engine, request: ChatRequest) -> Outcome:
+    out = Outcome()
+    parts: list[str] = []
+    async with engine.stream(request) as stream:
+        async for event in stream:
+            out.events += 1
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, ToolArgsDelta):
+                parts.append(event.delta)
+            elif isinstance(event, ToolCallEnd):
+                out.arguments = event.arguments
+            elif isinstance(event, Usage):
+                out.output_tokens = event.output_tokens
+            elif isinstance(event, Finish):
+                out.finished = True
+            elif isinstance(event, Error):
+                raise BenchError(f"LLuMinary stream ended in error: {event.code}: {event.message}")
+    out.text = "".join(parts)
+    return out
+
+
+@asynccontextmanager
+async def lluminary_client(target: Target) -> AsyncIterator[StreamFn]:
+    provider = create_provider(target.provider, api_key=API_KEY, base_url=target.base_url)
+    request = ChatRequest(model=f"{target.provider}:bench", messages=[Message.user("hi")])
+    async with Engine(providers={target.provider: provider}) as engine:
+
+        async def one() -> Outcome:
+            return await _lluminary_one(engine, request)
+
+        yield one
+
+
+#: Each client is an async context manager (its session or engine, opened and closed
+#: inside the timed window) that yields the function running one stream.
+CLIENTS: dict[str, Callable[[Target], AbstractAsyncContextManager[StreamFn]]] = {
+    "floor": floor_client,
+    "lluminary": lluminary_client,
+}
