@@ -10,6 +10,7 @@ from lluminary.events._codec import (
 from lluminary.events._events import (
     ERROR_CODES,
     FINISH_REASONS,
+    BudgetAlert,
     CacheHit,
     Cost,
     Error,
@@ -18,6 +19,7 @@ from lluminary.events._events import (
     Fallback,
     Finish,
     FinishReason,
+    RateLimitWait,
     ReasoningDelta,
     RefusalDelta,
     Retry,
@@ -49,6 +51,7 @@ from lluminary.events._response import Response, ResponseBuilder, ToolCall
 __all__ = [
     "ERROR_CODES",
     "FINISH_REASONS",
+    "BudgetAlert",
     "CacheHit",
     "ChatRequest",
     "Cost",
@@ -61,6 +64,7 @@ __all__ = [
     "ImagePart",
     "Message",
     "Part",
+    "RateLimitWait",
     "ReasoningDelta",
     "ReasoningPart",
     "RefusalDelta",

@@ -18,6 +18,7 @@ __all__ = [
     "ERROR_CODES",
     "FINISH_REASONS",
     "TERMINAL_TYPES",
+    "BudgetAlert",
     "CacheHit",
     "Cost",
     "Error",
@@ -26,6 +27,7 @@ __all__ = [
     "Fallback",
     "Finish",
     "FinishReason",
+    "RateLimitWait",
     "ReasoningDelta",
     "RefusalDelta",
     "Retry",
@@ -173,6 +175,23 @@ class CacheHit(_Base, frozen=True, gc=False, tag="cache-hit"):
     similarity: float | None = None
 
 
+class RateLimitWait(_Base, frozen=True, gc=False, tag="rate-limit-wait"):
+    """The RateLimit operator is holding the request for ``delay`` seconds."""
+
+    delay: float
+    key: str
+
+
+class BudgetAlert(_Base, frozen=True, gc=False, tag="budget-alert"):
+    """Spend crossed ``threshold`` (a fraction: 0.5, 0.8, 1.0) of a budget."""
+
+    tenant: str
+    period: str
+    threshold: float
+    spent_usd: float
+    limit_usd: float
+
+
 class Cost(_Base, frozen=True, gc=False, tag="cost"):
     """Price of the stream in USD, from its usage."""
 
@@ -198,6 +217,8 @@ Event = (
     | Retry
     | Fallback
     | CacheHit
+    | RateLimitWait
+    | BudgetAlert
     | Cost
 )
 
