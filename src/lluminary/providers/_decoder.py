@@ -85,7 +85,8 @@ class BaseDecoder:
     def feed(self, data: bytes) -> list[Event]:
         if self._done or not data:
             return []
-        self._out = out = self._fresh()
+        out: list[Event] = []
+        self._out = out
         try:
             self._feed(data)
         except Exception as exc:  # noqa: BLE001 - the sans-IO boundary: any bad input is a protocol error
@@ -95,7 +96,8 @@ class BaseDecoder:
     def close(self) -> list[Event]:
         if self._done:
             return []
-        self._out = out = self._fresh()
+        out: list[Event] = []
+        self._out = out
         try:
             self._close()
         except Exception as exc:  # noqa: BLE001 - as in feed
@@ -108,7 +110,8 @@ class BaseDecoder:
         """The transport failed: end with ``event`` (after usage so far), unless already ended."""
         if self._done:
             return []
-        self._out = out = self._fresh()
+        out: list[Event] = []
+        self._out = out
         self.fail(event)
         return out
 
@@ -190,10 +193,6 @@ class BaseDecoder:
         self._done = True
 
     # -- internals --------------------------------------------------------------------
-
-    @staticmethod
-    def _fresh() -> list[Event]:
-        return []
 
     def _estimated_usage(self) -> Usage:
         return Usage(

@@ -28,6 +28,28 @@ class SSEMessage(NamedTuple):
     data: bytes
 
 
+# Building the named tuple through tuple.__new__ skips NamedTuple's Python-level
+# __new__, a measurable share of the per-message cost.
+def _message(fields: tuple[str, bytes]) -> SSEMessage:
+    return tuple.__new__(SSEMessage, fields)
+
+
+_EVENT_NAMES: dict[bytes, str] = {}
+
+
+def _event_name(raw: bytes) -> str:
+    """Decode an ``event:`` value, remembering the few names a provider uses."""
+    name = _EVENT_NAMES.get(raw)
+    if name is None:
+        try:
+            name = raw.decode()
+        except UnicodeDecodeError:
+            raise FramingError("SSE event name is not UTF-8") from None
+        if len(_EVENT_NAMES) < 256 and len(raw) <= 64:
+            _EVENT_NAMES[raw] = name
+    return name
+
+
 class SSEFramer:
     __slots__ = ("_buf", "_data", "_error", "_event", "_head", "_skip_lf")
 
@@ -67,8 +89,7 @@ class SSEFramer:
         self._buf = lines.pop()
         out: list[SSEMessage] = []
         try:
-            for line in lines:
-                self._line(line, out)
+            self._lines(lines, out)
             if len(self._buf) > MAX_MESSAGE_BYTES:
                 raise FramingError("SSE line exceeds the size limit")
         except FramingError as exc:
@@ -79,6 +100,28 @@ class SSEFramer:
             # where the chunk boundaries fell.
             self._error = exc
         return out
+
+    def _lines(self, lines: list[bytes], out: list[SSEMessage]) -> None:
+        # The hot loop: blank lines and "data: " lines are handled inline (one
+        # message is typically two lines), everything else goes through _line.
+        data = self._data
+        append = out.append
+        for line in lines:
+            if not line:
+                if data:
+                    payload = data[0] if len(data) == 1 else b"\n".join(data)
+                    append(_message((self._event or "message", payload)))
+                    data = self._data = []
+                self._event = ""
+            elif line[:6] == b"data: ":
+                data.append(line[6:])
+                if len(data) > 1 and sum(map(len, data)) > MAX_MESSAGE_BYTES:
+                    raise FramingError("SSE message exceeds the size limit")
+            elif line[:7] == b"event: ":
+                self._event = _event_name(line[7:])
+            else:
+                self._line(line, out)
+                data = self._data
 
     def close(self) -> list[SSEMessage]:
         """End of input: dispatch a last message that lacks only its closing blank line.
@@ -110,7 +153,7 @@ class SSEFramer:
         if not line:
             if self._data:
                 data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
-                out.append(SSEMessage(self._event or "message", data))
+                out.append(_message((self._event or "message", data)))
                 self._data = []
             self._event = ""
             return

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import msgspec
 
-from lluminary.events import FinishReason, Usage
+from lluminary.events import FinishReason, TextDelta, Usage
 from lluminary.providers._decoder import BaseDecoder
 from lluminary.providers._errors import error_event
 from lluminary.providers._framing import SSEFramer, SSEMessage
@@ -136,7 +136,15 @@ class AnthropicDecoder(BaseDecoder):
         # is the fallback for proxies that drop it.
         kind = ev.type or message.event
         if kind == "content_block_delta":
-            self._delta(ev.index, ev.delta)
+            delta = ev.delta
+            if delta is not None and delta.type == "text_delta":
+                # The fast path: most events of a stream are text deltas.
+                text = delta.text
+                if text:
+                    self._chars += len(text)
+                    self._out.append(TextDelta(text, ev.index))
+                return
+            self._delta(ev.index, delta)
         elif kind == "content_block_start":
             self._block_start(ev.index, ev.content_block)
         elif kind == "content_block_stop":

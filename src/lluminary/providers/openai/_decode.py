@@ -29,7 +29,7 @@ from typing import Any, Final
 
 import msgspec
 
-from lluminary.events import ErrorCode, FinishReason, RefusalDelta, Usage
+from lluminary.events import ErrorCode, FinishReason, RefusalDelta, TextDelta, Usage
 from lluminary.providers._decoder import BaseDecoder
 from lluminary.providers._errors import error_event
 from lluminary.providers._framing import SSEFramer, SSEMessage
@@ -173,6 +173,24 @@ class OpenAIChatDecoder(BaseDecoder):
         if not payload.strip():
             return
         chunk = _decode_chunk(payload)
+        choices = chunk.choices
+        if self._started and choices and len(choices) == 1 and chunk.usage is None and chunk.error is None:
+            # The fast path, nearly every chunk of a stream: one choice with plain text.
+            choice = choices[0]
+            delta = choice.delta
+            if (
+                delta is not None
+                and choice.finish_reason is None
+                and delta.tool_calls is None
+                and delta.refusal is None
+                and delta.reasoning_content is None
+                and delta.reasoning is None
+            ):
+                text = delta.content
+                if text:
+                    self._chars += len(text)
+                    self._out.append(TextDelta(text, choice.index))
+                return
         if chunk.error is not None:
             self._in_band_error(chunk.error)
             return
