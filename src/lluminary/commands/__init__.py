@@ -1,0 +1,1 @@
+"""``lluminary`` subcommands, one module each: ``HELP``, ``add_arguments(parser)`` and ``async run(args)``."""

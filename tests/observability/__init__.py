@@ -1,0 +1,1 @@
+"""Tests of tracing, metrics, the Prometheus endpoint and structured logging."""
