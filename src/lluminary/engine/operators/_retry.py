@@ -13,19 +13,26 @@ instead of parking the request.
 A repeated ``start`` from a later attempt is dropped, so the consumer sees one.
 The failed attempt's ``usage`` is dropped with its error: it described a stream
 that never reached the consumer.
+
+With a shared :class:`RetryBudget` (``budget=``), each call counts as a request
+and each retry must be allowed by the budget; when it is not, the error is
+passed on as it is. That bounds the load a total outage multiplies.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Callable, Collection
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from lluminary.engine._operator import Handler
 from lluminary.events import ChatRequest, Error, Event, Start, Usage, is_content
 from lluminary.events import Retry as RetryEvent
+
+if TYPE_CHECKING:
+    from lluminary.engine.operators._budget_retry import RetryBudget
 
 __all__ = ["Retry"]
 
@@ -42,6 +49,7 @@ class Retry:
         total_timeout: float = 120.0,
         codes: Collection[str] = DEFAULT_CODES,
         random: Callable[[], float] = random.random,
+        budget: RetryBudget | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -53,6 +61,7 @@ class Retry:
         self.total_timeout = total_timeout
         self.codes = frozenset(codes)
         self._random = random
+        self.budget = budget
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait before attempt ``attempt + 1``."""
@@ -63,6 +72,9 @@ class Retry:
 
     def __call__(self, inner: Handler) -> Handler:
         async def handler(request: ChatRequest) -> AsyncIterator[Event]:
+            budget = self.budget
+            if budget is not None:
+                budget.record_request()
             deadline = anyio.current_time() + self.total_timeout
             attempt = 1
             started = False
@@ -102,7 +114,11 @@ class Retry:
                 if failure is None:
                     return
                 wait = self.delay(attempt, failure.retry_after)
-                if wait > self.max_delay or anyio.current_time() + wait >= deadline:
+                if (
+                    wait > self.max_delay
+                    or anyio.current_time() + wait >= deadline
+                    or (budget is not None and not budget.try_retry())
+                ):
                     yield failure
                     return
                 yield RetryEvent(attempt=attempt, delay=wait, code=failure.code, message=failure.message)

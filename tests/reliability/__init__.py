@@ -1,0 +1,1 @@
+"""Reliability operators: fallback, rate limits, concurrency, retry budgets."""
