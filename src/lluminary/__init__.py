@@ -12,7 +12,27 @@ is private. Importing this package imports no provider, no HTTP library and no
 optional extra: those load on first use.
 """
 
-from lluminary.engine import Engine, EventMap, EventStream, Handler, Operator, Retry, Timeout
+from lluminary.engine import (
+    Budget,
+    Cache,
+    Concurrency,
+    Cost,
+    Engine,
+    EventLogger,
+    EventMap,
+    EventStream,
+    Fallback,
+    Handler,
+    Metrics,
+    Operator,
+    RateLimit,
+    RedisRateLimitStore,
+    Retry,
+    RetryBudget,
+    SemanticCache,
+    Timeout,
+    Tracing,
+)
 from lluminary.errors import (
     ConfigError,
     DecodeError,
@@ -23,15 +43,15 @@ from lluminary.errors import (
     UnknownProviderError,
 )
 from lluminary.events import (
+    BudgetAlert,
     CacheHit,
     ChatRequest,
-    Cost,
     Error,
     Event,
-    Fallback,
     Finish,
     ImagePart,
     Message,
+    RateLimitWait,
     ReasoningDelta,
     ReasoningPart,
     RefusalDelta,
@@ -53,38 +73,55 @@ from lluminary.events import (
     decode_event,
     encode_event,
 )
+from lluminary.events import Cost as CostEvent
+from lluminary.events import Fallback as FallbackEvent
 from lluminary.events import Retry as RetryEvent
+from lluminary.stores import StoreError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Budget",
+    "BudgetAlert",
+    "Cache",
     "CacheHit",
     "ChatRequest",
+    "Concurrency",
     "ConfigError",
     "Cost",
+    "CostEvent",
     "DecodeError",
     "Engine",
     "Error",
     "Event",
+    "EventLogger",
     "EventMap",
     "EventStream",
     "Fallback",
+    "FallbackEvent",
     "Finish",
     "Handler",
     "ImagePart",
     "LLuminaryError",
     "Message",
+    "Metrics",
     "MissingKeyError",
     "Operator",
+    "RateLimit",
+    "RateLimitWait",
     "ReasoningDelta",
     "ReasoningPart",
+    "RedisRateLimitStore",
     "RefusalDelta",
     "Response",
     "ResponseBuilder",
     "ResponseFormat",
     "Retry",
+    "RetryBudget",
     "RetryEvent",
+    "SemanticCache",
     "Start",
+    "StoreError",
     "StreamError",
     "TextDelta",
     "TextPart",
@@ -97,10 +134,11 @@ __all__ = [
     "ToolChoice",
     "ToolResultPart",
     "ToolSpec",
+    "Tracing",
     "UnknownModelError",
     "UnknownProviderError",
     "Usage",
-    "__version__",
     "decode_event",
     "encode_event",
+    "__version__",
 ]

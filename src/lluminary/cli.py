@@ -12,16 +12,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, Final, NoReturn, TextIO
+
+from lluminary.errors import ConfigError
 
 __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+#: Subcommands besides ``chat``, one module each with ``HELP``, ``add_arguments(parser)``
+#: and ``async run(args) -> int``. Their modules import nothing heavy at the top, so
+#: building the parser stays cheap; the work is imported inside ``run``.
+COMMANDS: Final = {
+    "replay": "lluminary.commands.replay",
+    "costs": "lluminary.commands.costs",
+    "metrics": "lluminary.commands.metrics",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, help="maximum tokens to generate")
     chat.add_argument("--temperature", type=float, help="sampling temperature")
     chat.add_argument("--events", action="store_true", help="print each event as a JSON line")
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
     return parser
 
 
@@ -55,12 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "chat":
             return asyncio.run(_chat(args, sys.stdin, sys.stdout.buffer, sys.stderr))
+        module = importlib.import_module(COMMANDS[args.command])
+        status: int = asyncio.run(module.run(args))
+        return status
     except UsageError as exc:
+        print(f"lluminary: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
         print(f"lluminary: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
 
 
 def _prompt(args: argparse.Namespace, stdin: TextIO) -> str:
@@ -93,7 +114,6 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: Any, err: TextIO) 
 
     from lluminary.engine import Engine
     from lluminary.engine._engine import DEFAULT_MODEL
-    from lluminary.errors import ConfigError
     from lluminary.events import (
         ChatRequest,
         Error,

@@ -20,26 +20,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from lluminary.stores.postgres import open_pool
-from lluminary.stores.postgres._embedded import start_embedded, stop_embedded
 from tests.stores._backends import RedisProcess, private_tmp_dir
 
 REDIS_URL = os.environ.get("LLUMINARY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture(scope="session")
-def pg_dsn() -> Iterator[str]:
-    """A Postgres with pgvector for the whole session."""
-    configured = os.environ.get("LLUMINARY_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    with private_tmp_dir() as tmp:
-        pgdata = tmp / "pg"
-        dsn = start_embedded(pgdata)
-        try:
-            yield dsn
-        finally:
-            stop_embedded(pgdata)
 
 
 @pytest.fixture

@@ -1,0 +1,199 @@
+"""What a cache stores, how it records a live stream, and how it replays one.
+
+Shared by the exact :class:`~lluminary.engine.operators.Cache` and the
+:class:`~lluminary.engine.operators.SemanticCache`, so both store the same value
+and replay it the same way.
+
+The value is msgpack (never pickle) of a :class:`CacheEntry`: the events as
+:func:`~lluminary.events.encode_events_msgpack` writes them, plus the gap before
+each event in whole milliseconds, so a replay can keep the original pace if
+asked. Gaps rather than absolute offsets because they are small numbers, one or
+two bytes each in msgpack.
+
+The recording keeps every event of the stream except the operator events that
+describe the live call itself (``retry``, ``fallback``, ``rate-limit-wait``,
+``budget-alert``, ``cost``, an inner ``cache-hit``): replaying a ``retry`` that
+never happened, or a ``cost`` that was not paid, would be false. Everything else
+is kept, including kinds added in the future: a cache that drops what it does
+not know loses detail on a hit (LiteLLM #11145, #32068).
+
+Store calls go through :func:`guarded`, the one place the fail-open rule lives:
+a :class:`StoreError` or an operation slower than the bound is a miss (or a
+skipped write), logged once per outage rather than once per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+import anyio
+import msgspec
+
+from lluminary.errors import DecodeError
+from lluminary.events import (
+    BudgetAlert,
+    CacheHit,
+    Cost,
+    Event,
+    Fallback,
+    Finish,
+    RateLimitWait,
+    Retry,
+    Start,
+    decode_events_msgpack,
+    encode_events_msgpack,
+)
+from lluminary.providers import redact
+from lluminary.stores import StoreError
+
+__all__ = ["ENTRY_VERSION", "CacheEntry", "CacheStats", "Recorder", "StoreGuard", "decode_entry", "replay"]
+
+T = TypeVar("T")
+
+ENTRY_VERSION: Final = 1
+#: Events that describe one live call, not the response: never recorded.
+LIVE_ONLY: Final = (Retry, Fallback, RateLimitWait, BudgetAlert, Cost, CacheHit)
+
+log = logging.getLogger("lluminary.cache")
+
+
+class CacheEntry(msgspec.Struct, frozen=True, array_like=True):
+    """One cached stream. ``array_like`` keeps field names out of every stored value."""
+
+    version: int
+    events: bytes  # encode_events_msgpack(...)
+    gaps_ms: list[int]  # milliseconds between the previous event (or the call) and each event
+    created: float  # seconds since the epoch, for people looking at a store
+
+    def encode(self) -> bytes:
+        return _encoder.encode(self)
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(CacheEntry)
+
+
+def decode_entry(value: bytes) -> tuple[list[Event], list[int]] | None:
+    """The events and gaps of a stored value, or None if it is not a complete stream we wrote.
+
+    Anything unexpected (another version, corrupt bytes, a stream that does not end in
+    ``finish``) is treated as a miss: the live call then overwrites it.
+    """
+    try:
+        entry = _decoder.decode(value)
+        if entry.version != ENTRY_VERSION:
+            return None
+        events = decode_events_msgpack(entry.events)
+    except (msgspec.DecodeError, msgspec.ValidationError, DecodeError):
+        return None
+    if not events or not isinstance(events[-1], Finish) or len(entry.gaps_ms) != len(events):
+        return None
+    return events, entry.gaps_ms
+
+
+class Recorder:
+    """Collects a live stream for a cache write; holds nothing but the events and their gaps.
+
+    Past ``max_events`` it gives up and frees what it held: a stream that long is
+    not worth the memory, and a partial recording must never be written.
+    """
+
+    __slots__ = ("_last", "events", "gaps_ms", "max_events", "overflowed")
+
+    def __init__(self, max_events: int) -> None:
+        self.max_events = max_events
+        self.events: list[Event] = []
+        self.gaps_ms: list[int] = []
+        self.overflowed = False
+        self._last = anyio.current_time()
+
+    def add(self, event: Event) -> None:
+        if self.overflowed or isinstance(event, LIVE_ONLY):
+            return
+        if len(self.events) >= self.max_events:
+            self.overflowed = True
+            self.events = []
+            self.gaps_ms = []
+            return
+        now = anyio.current_time()
+        self.gaps_ms.append(max(0, round((now - self._last) * 1000)))
+        self._last = now
+        self.events.append(event)
+
+    def entry(self) -> bytes:
+        return CacheEntry(ENTRY_VERSION, encode_events_msgpack(self.events), self.gaps_ms, time.time()).encode()
+
+
+async def replay(events: list[Event], gaps_ms: list[int], hit: CacheHit, *, pace: bool) -> AsyncGenerator[Event, None]:
+    """The stored stream with ``hit`` right after its ``start``; with ``pace``, at the recorded pace.
+
+    ``cache-hit`` follows ``start`` rather than preceding it: ``start`` stays the
+    first event of every stream, as from a provider, and the consumer still learns
+    that the content is a replay before the first piece of it.
+    """
+    deadline = anyio.current_time()
+    announced = False
+    for event, gap in zip(events, gaps_ms, strict=True):
+        if pace and gap:
+            deadline += gap / 1000
+            await anyio.sleep_until(deadline)
+        if not announced and not isinstance(event, Start):
+            announced = True
+            yield hit
+        yield event
+        if not announced:
+            announced = True
+            yield hit
+
+
+@dataclass
+class CacheStats:
+    """Counters of one cache operator (per instance, not per store)."""
+
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    #: Store operations that failed or timed out; each made a request uncached.
+    errors: int = 0
+    #: Streams not written: they ended in ``error``, were cut, cancelled, abandoned or too long.
+    skipped: int = 0
+
+
+class StoreGuard:
+    """Runs store calls under a time bound and turns every failure into "no result".
+
+    It logs a warning when a store starts failing and an info line when it answers
+    again, not once per request: a cache outage must not flood the logs.
+    """
+
+    def __init__(self, timeout: float, stats: CacheStats, what: str) -> None:
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError("op_timeout must be a positive number of seconds")
+        self.timeout = timeout
+        self.stats = stats
+        self.what = what
+        self._failing = False
+
+    async def __call__(self, op: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
+        """``(True, result)``, or ``(False, None)`` after a ``StoreError`` or ``timeout`` seconds."""
+        problem = f"took longer than {self.timeout:g}s"
+        with anyio.move_on_after(self.timeout):
+            try:
+                result = await op()
+            except StoreError as exc:
+                problem = redact(str(exc))
+            else:
+                if self._failing:
+                    self._failing = False
+                    log.info("%s answers again; caching resumed", self.what)
+                return True, result
+        self.stats.errors += 1
+        if not self._failing:
+            self._failing = True
+            log.warning("%s unavailable (%s); requests proceed uncached", self.what, problem)
+        return False, None
