@@ -39,3 +39,26 @@ def build() -> ll.Engine:
         [ll.Retry(max_attempts=3), ll.Timeout(first_event=10, idle=30)],
         providers={"openai": create_provider("openai", api_key="sk-x")},
     )
+
+
+async def pipeline() -> ll.Engine:
+    """The README's typical pipeline, type-checked."""
+    from lluminary.ledger import PostgresLedger
+    from lluminary.stores import RedisCache, open_pool
+
+    pool = await open_pool()
+    ledger = PostgresLedger(pool)
+    return ll.Engine(
+        [
+            ll.Tracing(),
+            ll.Metrics(),
+            ll.Cost(ledger=ledger),
+            ll.Budget(ledger, limits={"acme": {"day": 20.0}}),
+            ll.Cache(RedisCache("redis://127.0.0.1:6379")),
+            ll.Retry(budget=ll.RetryBudget()),
+            ll.Fallback(["anthropic:claude-sonnet-4-5"]),
+            ll.RateLimit(requests_per_minute=500, tokens_per_minute=200_000),
+            ll.Concurrency(32),
+            ll.Timeout(first_event=20, idle=30),
+        ]
+    )
