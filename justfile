@@ -22,6 +22,10 @@ check:
 bench *ARGS:
     uv run --frozen python benchmarks/bench_stream.py {{ARGS}}
 
+# A Prometheus endpoint on PORT, kept filled by a probe of the local model.
+serve PORT="9464":
+    uv run --frozen lluminary metrics --port {{PORT}} --probe local:
+
 # Ask the local in-process model (no key, no network).
 chat PROMPT="What is the capital of France?":
     uv run --frozen lluminary chat "{{PROMPT}}"
