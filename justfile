@@ -14,9 +14,25 @@ test *ARGS:
 
 # Lint, format check and strict types.
 check:
-    uv run --frozen ruff check src tests benchmarks examples
-    uv run --frozen ruff format --check src tests benchmarks examples
+    uv run --frozen ruff check src tests benchmarks examples fuzz
+    uv run --frozen ruff format --check src tests benchmarks examples fuzz
     uv run --frozen mypy
+
+# Fuzz one parser with atheris; TARGET is one of fuzz/fuzz_*.py (sse, ndjson, eventstream, openai, …).
+fuzz TARGET *ARGS:
+    mkdir -p fuzz/corpus/{{TARGET}} fuzz/artifacts
+    uv run --frozen --with atheris python fuzz/fuzz_{{TARGET}}.py --seeds fuzz/corpus/{{TARGET}}
+    uv run --frozen --with atheris python fuzz/fuzz_{{TARGET}}.py fuzz/corpus/{{TARGET}} -artifact_prefix=fuzz/artifacts/ {{ARGS}}
+
+# The hypothesis fuzz properties at CI scale (10,000 examples per parser), in two shards side by side.
+fuzz-ci:
+    LLUMINARY_FUZZ_SHARD=1/2 uv run --frozen pytest tests/faults/test_fuzz.py -k properties -q -p no:cacheprovider & \
+    LLUMINARY_FUZZ_SHARD=2/2 uv run --frozen pytest tests/faults/test_fuzz.py -k properties -q -p no:cacheprovider & \
+    fail=0; for job in $(jobs -p); do wait "$job" || fail=1; done; exit "$fail"
+
+# The full soak: 20,000 streams, 1,000 at a time, under 5% memory growth.
+soak:
+    uv run --frozen pytest -m soak tests/faults/test_soak.py
 
 # The streaming benchmark: LLuMinary against the raw aiohttp floor, in one run.
 bench *ARGS:

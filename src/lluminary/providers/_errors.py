@@ -67,15 +67,35 @@ _SECRET_PATTERNS: Final = re.compile(
     r"(?i:key=)(?=[A-Za-z._\-]*[0-9])[A-Za-z0-9._\-]{8,})"
 )
 _DECIMAL: Final = re.compile(r"[0-9]+(?:\.[0-9]*)?", re.ASCII)
+# A run of characters a key (or a masked echo of one, ``abcd1234****wxyz``) is made of.
+_TOKEN: Final = re.compile(r"[A-Za-z0-9_\-.~+/=*]{8,}")
+#: A token sharing this many consecutive characters with a known secret is a partial echo of it.
+_PIECE: Final = 8
 _decode_any = msgspec.json.Decoder().decode
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove known secrets, and anything shaped like a credential, from ``text``."""
+    """Remove known secrets, partial echoes of them, and anything shaped like a credential."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
+            if len(secret) >= _PIECE:
+                text = _redact_pieces(text, secret)
     return _SECRET_PATTERNS.sub("[redacted]", text)
+
+
+def _redact_pieces(text: str, secret: str) -> str:
+    # Servers echo keys masked ("Incorrect API key provided: abcd1234****wxyz"); a key
+    # without a recognisable prefix escapes the patterns, so any token holding eight
+    # consecutive characters of the secret goes too. Linear in the text.
+    pieces = {secret[i : i + _PIECE] for i in range(len(secret) - _PIECE + 1)}
+
+    def scrub(match: re.Match[str]) -> str:
+        token = match.group()
+        hit = any(token[i : i + _PIECE] in pieces for i in range(len(token) - _PIECE + 1))
+        return "[redacted]" if hit else token
+
+    return _TOKEN.sub(scrub, text)
 
 
 def code_for_status(status: int) -> ErrorCode:

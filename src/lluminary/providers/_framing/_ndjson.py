@@ -8,15 +8,29 @@ __all__ = ["NDJSONFramer"]
 
 
 class NDJSONFramer:
-    __slots__ = ("_buf", "_error")
+    __slots__ = ("_buf", "_error", "_tail", "_tail_size")
 
     def __init__(self) -> None:
         self._buf = b""
+        # Pieces of a line that no chunk has ended yet: see feed.
+        self._tail: list[bytes] = []
+        self._tail_size = 0
         self._error: FramingError | None = None
 
     def feed(self, chunk: bytes) -> list[bytes]:
         if self._error is not None:
             raise self._error
+        if b"\n" not in chunk:
+            # No line ends here: set the piece aside rather than copy the partial line onto
+            # every chunk, which made a long line arriving in small chunks quadratic.
+            self._tail.append(chunk)
+            self._tail_size += len(chunk)
+            if len(self._buf) + self._tail_size > MAX_MESSAGE_BYTES:
+                raise FramingError("NDJSON line exceeds the size limit")
+            return []
+        if self._tail:
+            chunk = b"".join([self._buf, *self._tail, chunk])
+            self._buf, self._tail, self._tail_size = b"", [], 0
         buf = self._buf + chunk if self._buf else chunk
         lines = buf.split(b"\n")
         self._buf = lines.pop()
@@ -33,9 +47,10 @@ class NDJSONFramer:
         """End of input: a last line without its newline still counts."""
         if self._error is not None:
             raise self._error
-        rest, self._buf = self._buf, b""
+        rest = b"".join([self._buf, *self._tail])
+        self._buf, self._tail, self._tail_size = b"", [], 0
         return [rest] if rest.strip() else []
 
     @property
     def pending(self) -> bool:
-        return bool(self._buf.strip())
+        return bool(self._buf.strip() or any(piece.strip() for piece in self._tail))

@@ -51,12 +51,17 @@ def _event_name(raw: bytes) -> str:
 
 
 class SSEFramer:
-    __slots__ = ("_buf", "_data", "_error", "_event", "_head", "_skip_lf")
+    __slots__ = ("_buf", "_data", "_error", "_event", "_head", "_size", "_skip_lf", "_tail", "_tail_size")
 
     def __init__(self) -> None:
         self._buf = b""
+        # Pieces of a line that no chunk has ended yet, and the data bytes of the message
+        # being built: kept so that no chunk costs more than its own length (see feed).
+        self._tail: list[bytes] = []
+        self._tail_size = 0
         self._event = ""
         self._data: list[bytes] = []
+        self._size = 0
         self._skip_lf = False
         # The first bytes of the stream, until we know whether they open with a BOM;
         # None once that is decided.
@@ -84,6 +89,18 @@ class SSEFramer:
             # LF belongs to the same CRLF and must not end a second (empty) line.
             self._skip_lf = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\n" not in chunk:
+            # No line ends here: set the piece aside. Copying the partial line onto every
+            # chunk made a long line arriving in small chunks quadratic (3 MiB in 1 KiB
+            # chunks took seconds of CPU, all of it holding up the event loop).
+            self._tail.append(chunk)
+            self._tail_size += len(chunk)
+            if len(self._buf) + self._tail_size > MAX_MESSAGE_BYTES:
+                raise FramingError("SSE line exceeds the size limit")
+            return []
+        if self._tail:
+            chunk = b"".join([self._buf, *self._tail, chunk])
+            self._buf, self._tail, self._tail_size = b"", [], 0
         buf = self._buf + chunk if self._buf else chunk
         lines = buf.split(b"\n")
         self._buf = lines.pop()
@@ -112,10 +129,14 @@ class SSEFramer:
                     payload = data[0] if len(data) == 1 else b"\n".join(data)
                     append(_message((self._event or "message", payload)))
                     data = self._data = []
+                    self._size = 0
                 self._event = ""
             elif line[:6] == b"data: ":
-                data.append(line[6:])
-                if len(data) > 1 and sum(map(len, data)) > MAX_MESSAGE_BYTES:
+                value = line[6:]
+                data.append(value)
+                # A running total: summing every line again on each one was quadratic.
+                self._size += len(value)
+                if self._size > MAX_MESSAGE_BYTES and len(data) > 1:
                     raise FramingError("SSE message exceeds the size limit")
             elif line[:7] == b"event: ":
                 self._event = _event_name(line[7:])
@@ -138,6 +159,9 @@ class SSEFramer:
         if self._head:
             # Only part of a BOM ever arrived: it is not a BOM, so it is a line.
             self._buf, self._head = self._head, None
+        if self._tail:
+            self._buf = b"".join([self._buf, *self._tail])
+            self._tail, self._tail_size = [], 0
         if self._buf:
             self._line(self._buf, out)
             self._buf = b""
@@ -147,7 +171,7 @@ class SSEFramer:
     @property
     def pending(self) -> bool:
         """True while part of a message has been received but not dispatched."""
-        return bool(self._buf or self._data or self._head)
+        return bool(self._buf or self._tail or self._data or self._head)
 
     def _line(self, line: bytes, out: list[SSEMessage]) -> None:
         if not line:
@@ -155,6 +179,7 @@ class SSEFramer:
                 data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
                 out.append(_message((self._event or "message", data)))
                 self._data = []
+                self._size = 0
             self._event = ""
             return
         if line[:1] == b":":
@@ -165,7 +190,8 @@ class SSEFramer:
         if name == b"data":
             # A bare ``data`` line (no colon) is a data field with an empty value.
             self._data.append(value)
-            if len(self._data) > 1 and sum(map(len, self._data)) > MAX_MESSAGE_BYTES:
+            self._size += len(value)
+            if self._size > MAX_MESSAGE_BYTES and len(self._data) > 1:
                 raise FramingError("SSE message exceeds the size limit")
         elif name == b"event":
             try:

@@ -254,6 +254,7 @@ class GeminiJSONDecoder(_GeminiBase):
             self._end()
 
     def _close(self) -> None:
+        self._splitter.close()
         if not self._splitter.complete:
             self.error("protocol", "the gemini JSON body ended before it was complete")
 
@@ -272,7 +273,7 @@ class _JSONSplitter:
     or an array of objects. Whether each object is valid JSON is left to msgspec.
     """
 
-    __slots__ = ("_array", "_buf", "_depth", "_escape", "_in_string", "_state")
+    __slots__ = ("_array", "_buf", "_depth", "_error", "_escape", "_in_string", "_state")
 
     def __init__(self) -> None:
         # "start", "open" (after "["), "after" (after an element), "comma", "object", "end"
@@ -282,13 +283,34 @@ class _JSONSplitter:
         self._in_string = False
         self._escape = False
         self._array = False
+        self._error: FramingError | None = None
 
     @property
     def complete(self) -> bool:
         return self._state == "end"
 
     def feed(self, data: bytes) -> list[bytes]:
+        if self._error is not None:
+            raise self._error
         out: list[bytes] = []
+        try:
+            self._split(data, out)
+        except FramingError as exc:
+            if not out:
+                raise
+            # Hand out the objects before the bad byte and raise on the next call (or at
+            # close), as the SSE and event stream framers do: otherwise a complete
+            # response followed by a stray byte would finish or fail depending on the
+            # chunking.
+            self._error = exc
+        return out
+
+    def close(self) -> None:
+        """End of body: report a bad byte that :meth:`feed` held back."""
+        if self._error is not None:
+            raise self._error
+
+    def _split(self, data: bytes, out: list[bytes]) -> None:
         i, n = 0, len(data)
         while i < n:
             if self._state == "object":
@@ -311,7 +333,6 @@ class _JSONSplitter:
             self._structural(byte)
             if self._state != "object":  # an opening brace is left for the scanner
                 i += 1
-        return out
 
     def _structural(self, byte: int) -> None:
         state = self._state

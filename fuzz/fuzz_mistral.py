@@ -1,0 +1,11 @@
+"""atheris target: the Mistral decoder.
+
+Run ``python fuzz/fuzz_mistral.py [CORPUS_DIR] [libFuzzer args]``; see README.md.
+"""
+
+import sys
+
+from _harness import main
+
+if __name__ == "__main__":
+    sys.exit(main("mistral"))
