@@ -159,3 +159,54 @@ async def test_an_unresolvable_provider_bypasses_the_cache() -> None:
     assert events == [Error(code="auth", message="no key")]
     assert cache.key(REQUEST) is None
     assert (cache.stats.misses, cache.stats.errors) == (0, 0)  # the store was never asked
+
+
+async def test_sigkill_during_a_thousand_cached_requests() -> None:
+    """Redis dies (SIGKILL) a third of the way through 1,000 cached requests and comes back later.
+
+    Not one request fails; while Redis is down each request pays at most its two bounded
+    cache operations (a read and a write, 100 ms each); after the restart, caching resumes.
+    """
+    redis_server = RedisProcess()
+    redis_server.start()
+    store = RedisCache(redis_server.url, timeout=0.1)
+    cache = Cache(store, op_timeout=0.1)
+    durations: dict[str, list[float]] = {"up": [], "down": [], "back": []}
+    outcomes: list[Event] = []
+    hits_after_restart = 0
+
+    async def one(engine: Engine, i: int, phase: str) -> None:
+        nonlocal hits_after_restart
+        request = ChatRequest(model="openai:gpt-4o-mini", messages=[Message.user(f"question {i % 50}")])
+        started = anyio.current_time()
+        with anyio.fail_after(10):
+            async with engine.stream(request) as stream:
+                events = [event async for event in stream]
+        durations[phase].append(anyio.current_time() - started)
+        outcomes.append(events[-1])
+        if phase == "back" and any(isinstance(e, CacheHit) for e in events):
+            hits_after_restart += 1
+
+    try:
+        async with ReplayServer([Reply(OPENAI_TEXT)]) as server, engine_for(server, cache) as engine:
+            for batch in range(0, 1000, 20):
+                if batch == 300:
+                    redis_server.kill()
+                elif batch == 700:
+                    redis_server.start()  # same port, empty: no persistence
+                phase = "up" if batch < 300 else "down" if batch < 700 else "back"
+                async with anyio.create_task_group() as tg:
+                    for i in range(batch, batch + 20):
+                        tg.start_soon(one, engine, i, phase)
+    finally:
+        await store.aclose()
+        if redis_server.proc is not None:
+            redis_server.kill()
+    assert len(outcomes) == 1000
+    assert all(isinstance(event, Finish) for event in outcomes)  # 0 requests failed
+    typical = sorted(durations["up"])[len(durations["up"]) // 2]
+    worst_down = max(durations["down"])
+    # Two cache operations per request, each bounded by 100 ms, on top of a live request.
+    assert worst_down <= typical + 2 * 0.1 + 0.15, (typical, worst_down)
+    assert hits_after_restart > 0  # caching resumed
+    assert cache.stats.errors > 0

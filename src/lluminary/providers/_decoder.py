@@ -153,8 +153,16 @@ class BaseDecoder:
         self._usage = usage
 
     def finish(self, reason: FinishReason, raw_reason: str | None = None) -> None:
-        """Normal end: close open tool calls, then usage, then ``finish``."""
+        """Normal end: close open tool calls, then usage, then ``finish``.
+
+        An end marker before the response even started (``data: [DONE]`` alone, a
+        ``message_stop`` without ``message_start``) is not a response: it ends in a
+        ``protocol`` error, so an empty body can never pass for a completed answer.
+        """
         if self._done:
+            return
+        if not self._started:
+            self.error("protocol", f"the {self.provider} stream ended before any response", retryable=False)
             return
         if self.tools.open:
             self.emit_all(self.tools.end_all())

@@ -6,12 +6,14 @@ service multiplies by ``max_attempts`` exactly when it can least take it. A
 budget shared by every retrying operator in the process bounds the total
 instead: a retry is allowed only while
 
-    retries in the window + 1  <=  ratio * requests in the window + floor
+    retries in the window + 1  <=  max(ratio * requests in the window, floor)
 
 where ``floor = min_retries_per_second * window`` lets a quiet service still
-retry its rare failures. During a total outage the upstream then sees at most
-``(1 + ratio) * requests + floor`` attempts per window, whatever ``max_attempts``
-says; in normal operation (few failures) the budget never bites.
+retry its rare failures (Envoy's ``min_retry_concurrency`` plays that part: the
+larger of the two bounds applies, they do not add up). During a total outage the
+upstream then sees at most ``(1 + ratio) * requests`` attempts per window once
+traffic exceeds ``floor / ratio`` requests, whatever ``max_attempts`` says; in
+normal operation (few failures) the budget never bites.
 
 The window is a ring of ``slots`` counters (ten by default), so it slides in
 steps of ``window / slots`` seconds and memory stays constant at any rate.
@@ -87,7 +89,7 @@ class RetryBudget:
         """True, and the retry is counted, if the budget allows one more retry now."""
         with self._lock:
             requests, retries = self._totals()
-            if retries + 1 > self.ratio * requests + self.floor:
+            if retries + 1 > max(self.ratio * requests, self.floor):
                 return False
             self._slot()[2] += 1
             return True
