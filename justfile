@@ -36,7 +36,7 @@ soak:
 
 # The streaming benchmark: LLuMinary against the raw aiohttp floor, in one run.
 bench *ARGS:
-    uv run --frozen python benchmarks/bench_stream.py {{ARGS}}
+    uv run --frozen --group bench python benchmarks/bench_stream.py {{ARGS}}
 
 # A Prometheus endpoint on PORT, kept filled by a probe of the local model.
 serve PORT="9464":
