@@ -40,7 +40,7 @@ from lluminary.events import (
     ToolChoice,
     ToolResultPart,
 )
-from lluminary.providers.openai._request import image_url
+from lluminary.providers.openai._request import image_url, response_format
 
 __all__ = ["encode_body", "encode_messages", "tool_call_id"]
 
@@ -155,14 +155,7 @@ def encode_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["stop"] = list(request.stop)
     if request.seed is not None:
         body["random_seed"] = request.seed
-    fmt = request.response_format
-    if fmt is not None:
-        if fmt.type == "json_schema":
-            schema: dict[str, Any] = {"name": fmt.name, "strict": fmt.strict}
-            if fmt.schema is not None:
-                schema["schema"] = fmt.schema
-            body["response_format"] = {"type": "json_schema", "json_schema": schema}
-        else:
-            body["response_format"] = {"type": fmt.type}
+    if request.response_format is not None:
+        body["response_format"] = response_format(request.response_format)
     body.update(request.extra)
     return body

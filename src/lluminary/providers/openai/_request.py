@@ -17,13 +17,14 @@ from lluminary.events import (
     ImagePart,
     Message,
     Part,
+    ResponseFormat,
     TextPart,
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
 )
 
-__all__ = ["encode_body", "encode_messages", "image_url"]
+__all__ = ["encode_body", "encode_messages", "image_url", "response_format"]
 
 _encode = msgspec.json.encode
 
@@ -94,6 +95,16 @@ def _assistant(message: Message) -> dict[str, Any]:
     return out
 
 
+def response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    """``response_format`` as Chat Completions spells it (Mistral uses the same shape)."""
+    if fmt.type != "json_schema":
+        return {"type": fmt.type}
+    schema: dict[str, Any] = {"name": fmt.name, "strict": fmt.strict}
+    if fmt.schema is not None:
+        schema["schema"] = fmt.schema
+    return {"type": "json_schema", "json_schema": schema}
+
+
 def encode_body(request: ChatRequest, model: str, *, official: bool, include_usage: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": encode_messages(request), "stream": True}
     if include_usage:
@@ -121,14 +132,7 @@ def encode_body(request: ChatRequest, model: str, *, official: bool, include_usa
         body["stop"] = list(request.stop)
     if request.seed is not None:
         body["seed"] = request.seed
-    fmt = request.response_format
-    if fmt is not None:
-        if fmt.type == "json_schema":
-            schema: dict[str, Any] = {"name": fmt.name, "strict": fmt.strict}
-            if fmt.schema is not None:
-                schema["schema"] = fmt.schema
-            body["response_format"] = {"type": "json_schema", "json_schema": schema}
-        else:
-            body["response_format"] = {"type": fmt.type}
+    if request.response_format is not None:
+        body["response_format"] = response_format(request.response_format)
     body.update(request.extra)
     return body
