@@ -42,6 +42,10 @@ bench *ARGS:
 serve PORT="9464":
     uv run --frozen lluminary metrics --port {{PORT}} --probe local:
 
+# Every client side by side (LLuMinary, the floor, httpx, the SDKs, LiteLLM, pydantic-ai), scenarios S1-S4.
+bench-all *ARGS:
+    uv run --frozen --group bench python benchmarks/bench_all.py {{ARGS}}
+
 # Ask the local in-process model (no key, no network).
 chat PROMPT="What is the capital of France?":
     uv run --frozen lluminary chat "{{PROMPT}}"

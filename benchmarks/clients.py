@@ -12,6 +12,11 @@ no multi-line ``data``, no size limits, no error mapping, no typed events.
 consumed as a user would (``async with`` and ``async for``), assembling the text
 from ``TextDelta`` (or ``ToolArgsDelta``) events.
 
+**lluminary-pipeline**: the same behind a typical operator stack (Tracing to an
+in-memory exporter, Cost, a Cache that always misses, Retry, Timeout). It is not
+in :data:`CLIENTS` (``bench_stream.py`` compares the bare engine); ``peers.py``
+registers it with the other clients of ``bench_all.py``.
+
 Both sessions use the same connection-pool limit and timeouts as LLuMinary's
 default transport, so the ratio measures LLuMinary's own layers (framing,
 decoding, event objects, generators, the engine) and not a difference in aiohttp
@@ -21,18 +26,40 @@ against the expected text, usage and end marker, so no client can skip work.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from lluminary import ChatRequest, Engine, Error, Finish, Message, TextDelta, ToolArgsDelta, ToolCallEnd, Usage
+from lluminary import (
+    ChatRequest,
+    Engine,
+    Error,
+    Finish,
+    Message,
+    Operator,
+    TextDelta,
+    ToolArgsDelta,
+    ToolCallEnd,
+    Usage,
+)
 from lluminary.providers import create_provider
 
-__all__ = ["CLIENTS", "BenchError", "Outcome", "StreamFn", "Target", "floor_client", "lluminary_client"]
+__all__ = [
+    "CLIENTS",
+    "BenchError",
+    "Outcome",
+    "StreamFn",
+    "Target",
+    "floor_client",
+    "lluminary_client",
+    "lluminary_pipeline_client",
+]
 
 #: What LLuMinary's AiohttpTransport configures by default; the floor uses the same.
 POOL_LIMIT = 1000
@@ -74,6 +101,7 @@ class Outcome:
     output_tokens: int = -1
     finished: bool = False
     events: int = 0  # events the client handled: SSE events (floor) or LLuMinary events
+    first_at: float = 0.0  # perf_counter() when the first text piece reached the consumer (S3)
 
 
 #: What a client yields once its session (or engine) is open: run one stream.
@@ -178,10 +206,14 @@ async def _floor_openai(session: aiohttp.ClientSession, url: str, tool: bool) ->
                     delta = chunk.choices[0].delta
                     if delta is not None:
                         if delta.content:
+                            if not parts:
+                                out.first_at = perf_counter()
                             parts.append(delta.content)
                         elif delta.tool_calls:
                             fn = delta.tool_calls[0].function
                             if fn is not None and fn.arguments:
+                                if not parts:
+                                    out.first_at = perf_counter()
                                 parts.append(fn.arguments)
                 if chunk.usage is not None:
                     out.output_tokens = chunk.usage.completion_tokens
@@ -215,6 +247,8 @@ async def _floor_anthropic(session: aiohttp.ClientSession, url: str, tool: bool)
                     if delta is not None:
                         piece = delta.text if delta.text is not None else delta.partial_json
                         if piece:
+                            if not parts:
+                                out.first_at = perf_counter()
                             parts.append(piece)
                 elif kind == "message_delta":
                     if event.usage is not None:
@@ -250,8 +284,12 @@ async def _lluminary_one(engine: Engine, request: ChatRequest) -> Outcome:
         async for event in stream:
             out.events += 1
             if isinstance(event, TextDelta):
+                if not parts:
+                    out.first_at = perf_counter()
                 parts.append(event.text)
             elif isinstance(event, ToolArgsDelta):
+                if not parts:
+                    out.first_at = perf_counter()
                 parts.append(event.delta)
             elif isinstance(event, ToolCallEnd):
                 out.arguments = event.arguments
@@ -275,6 +313,49 @@ async def lluminary_client(target: Target) -> AsyncIterator[StreamFn]:
             return await _lluminary_one(engine, request)
 
         yield one
+
+
+@asynccontextmanager
+async def lluminary_pipeline_client(target: Target) -> AsyncIterator[StreamFn]:
+    """LLuMinary with a typical pipeline: tracing, cost, a cache that always misses, retry, timeout.
+
+    Every stream sends a prompt of its own, so every cache lookup misses and the
+    cache records the stream into an in-memory store (the cost a miss really has).
+    Spans go to an in-memory exporter, which is cleared when the client closes.
+    """
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lluminary import Cache, Cost, Retry, Timeout, Tracing
+    from lluminary.stores import MemoryCache
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider = create_provider(target.provider, api_key=API_KEY, base_url=target.base_url)
+    operators: list[Operator] = [
+        Tracing(tracer_provider),
+        Cost(),
+        Cache(MemoryCache(max_bytes=1 << 30), base_url=target.base_url),
+        Retry(),
+        Timeout(first_event=20, idle=30),
+    ]
+    model = f"{target.provider}:bench"
+    serial = itertools.count()
+    try:
+        async with Engine(operators, providers={target.provider: provider}) as engine:
+
+            async def one() -> Outcome:
+                request = ChatRequest(model=model, messages=[Message.user(f"hi {next(serial)}")])
+                return await _lluminary_one(engine, request)
+
+            yield one
+        if not exporter.get_finished_spans():
+            raise BenchError("the tracing operator exported no span")
+    finally:
+        exporter.clear()
+        tracer_provider.shutdown()
 
 
 #: Each client is an async context manager (its session or engine, opened and closed

@@ -1,10 +1,14 @@
-"""The streaming benchmark, run end to end in a tiny configuration so the harness cannot rot.
+"""The benchmarks, run end to end in tiny configurations so the harnesses cannot rot.
 
-The harness runs as users run it (a subprocess, with its own server process); the
-test then checks the JSON it wrote: every key the README documents, the versions,
-and that both clients assembled exactly the expected text in every scenario. A
-second test decodes the server's streams with LLuMinary's own decoders, so the
-mock server keeps speaking the real wire formats.
+Both harnesses run as users run them (a subprocess, with its own server process);
+the tests then check the JSON they wrote: the keys the README documents, the
+versions, and that every client assembled exactly the expected text. The fast
+clients of ``bench_all.py`` also run in this process against the real server,
+on both wire formats and both shapes, and the check every stream goes through is
+shown to refuse a client that skipped work. The slow peers (the SDKs, LiteLLM,
+pydantic-ai: seconds of import each) are exercised by the full run only. A last
+test decodes the server's streams with LLuMinary's own decoders, so the mock
+server keeps speaking the real wire formats.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -27,6 +33,8 @@ from lluminary.providers.openai import OpenAIChatDecoder
 from tests.support import check_invariants, decode
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+if str(BENCH) not in sys.path:  # the benchmark modules import their siblings by name
+    sys.path.insert(0, str(BENCH))
 CHUNKS = 50
 
 CLIENT_KEYS = {
@@ -134,3 +142,110 @@ def test_the_server_speaks_the_wire_format_lluminary_decodes(provider: str, tool
         assert end.arguments == {"text": server.expected_text(CHUNKS)}
     else:
         assert "".join(e.text for e in events if isinstance(e, TextDelta)) == server.expected_text(CHUNKS)
+
+
+# -- bench_all.py ---------------------------------------------------------------------------
+
+FAST_CLIENTS = ("floor", "lluminary", "lluminary-pipeline", "httpx")
+
+
+def test_bench_all_runs_every_scenario_and_writes_json_and_table(
+    tmp_path: Path, origin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole orchestration, with the workers run in this process (a process each costs ~0.5 s)."""
+    import bench_all
+    import scenarios
+
+    commands: list[list[str]] = []
+
+    def in_process(cmd: list[str]) -> dict[str, Any]:
+        commands.append(cmd)
+        return scenarios.measure(scenarios.parse_args(cmd[2:]))
+
+    monkeypatch.setattr(bench_all, "run_worker", in_process)
+    out, results = tmp_path / "all.json", tmp_path / "results"
+    args = ["--quick", "--no-pin", "--clients", "lluminary,lluminary-pipeline,httpx"]
+    args += ["--out", str(out), "--results-dir", str(results)]
+    report = bench_all.main(args)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report, default=str))
+    (table_file,) = results.glob("*-table.md")
+    table = table_file.read_text()
+    assert report["machine"]["cpu_model"]
+    assert report["versions"]["lluminary"] == lluminary.__version__
+    assert {"openai", "anthropic", "litellm", "pydantic-ai-slim", "httpx-sse"} <= set(report["versions"])
+    assert {cmd[2] for cmd in commands} == {"s1", "s2", "s3", "s4"}
+
+    s1, s2, s3, s4 = (report["results"][k] for k in ("s1", "s2", "s3", "s4"))
+    assert list(s1["openai"]) == ["floor", "lluminary", "lluminary-pipeline", "httpx"]
+    assert list(s1["anthropic"]) == ["floor", "lluminary"]  # the peers read Anthropic through the same code
+    for provider, clients in s2.items():
+        for name, r in clients.items():
+            assert "error" not in r, (provider, name, r)
+            assert s1[provider][name]["cpu_us_per_event"] > 0
+            assert s1[provider][name]["ratio_to_floor"] > 0
+            assert r["streams"] == 20
+            assert r["peak_rss"] >= r["samples"][0]["rss_before"] > 0
+            assert "bytes_per_extra_chunk" in r  # the longer run happened
+            assert f"| {name} | {provider} |" in table
+        assert clients["floor"]["cpu_us_per_event_ratio"] == 1.0
+    assert set(s3["openai"]) == {"lluminary", "lluminary-pipeline", "httpx"}
+    assert all(r["requests"] == 4 and r["ttfe_us"] > 0 for r in s3["openai"].values())
+    assert s4["floor"]["module"] == "aiohttp,msgspec"
+    assert s4["lluminary"]["extras_ok"] is True
+    assert s4["lluminary"]["import_s"] > 0
+
+
+def test_a_worker_runs_in_its_own_process_and_reports_json(origin: str) -> None:
+    import bench_all
+
+    cmd = [sys.executable, str(BENCH / "scenarios.py"), "s3", "--client", "lluminary", "--origin", origin]
+    result = bench_all.run_worker([*cmd, "--requests", "2"])
+    assert result["requests"] == 2
+    assert result["floor_ttfe_us"] > 0
+    failed = bench_all.run_worker([sys.executable, "-c", "import sys; print('half a line', file=sys.stderr); exit(3)"])
+    assert failed == {"error": "half a line"}
+
+
+@pytest.fixture(scope="module")
+def origin() -> Iterator[str]:
+    from bench_stream import ServerProcess
+
+    with ServerProcess(None) as server:
+        yield server.url
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("tool", [False, True])
+async def test_the_fast_clients_assemble_every_stream(origin: str, provider: str, tool: bool) -> None:
+    from clients import Target
+    from peers import REGISTRY
+    from scenarios import _expected, _streams
+    from server import StreamConfig
+
+    target = Target(origin, provider, StreamConfig(CHUNKS, tool).query(), tool)
+    for name in FAST_CLIENTS:
+        spec = REGISTRY[name]
+        async with spec.factory(target) as one:
+            # _streams checks every outcome; it raises on the first wrong one.
+            await _streams(one, name, 3, 3, _expected(CHUNKS, tool), CHUNKS)
+            outcome = await one()
+        assert outcome.first_at > 0, name
+        assert outcome.events >= CHUNKS, name
+
+
+def test_the_check_refuses_a_client_that_skipped_work() -> None:
+    from clients import BenchError, Outcome
+    from scenarios import _expected, check
+
+    expected = _expected(CHUNKS, False)
+    good = Outcome(text=expected[0], output_tokens=CHUNKS, finished=True)
+    check("good", good, expected, CHUNKS)
+    skipped_a_chunk = Outcome(text=expected[0][:-1], output_tokens=CHUNKS, finished=True)
+    no_end_marker = Outcome(text=expected[0], output_tokens=CHUNKS, finished=False)
+    no_usage = Outcome(text=expected[0], finished=True)
+    no_arguments = Outcome(text=_expected(CHUNKS, True)[0], output_tokens=CHUNKS, finished=True)
+    for bad, want in ((skipped_a_chunk, expected), (no_end_marker, expected), (no_usage, expected)):
+        with pytest.raises(BenchError):
+            check("bad", bad, want, CHUNKS)
+    with pytest.raises(BenchError):
+        check("bad", no_arguments, _expected(CHUNKS, True), CHUNKS)
