@@ -12,6 +12,7 @@ a URL the key was not configured for.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     import aiohttp
+    import aiohttp.client_proto
     import httpx
 
 __all__ = [
@@ -91,17 +93,32 @@ class _AiohttpResponse:
     async def iter_chunks(self) -> AsyncGenerator[bytes, None]:
         import aiohttp
 
-        content = self._resp.content
+        resp = self._resp
+        content = resp.content
+        watch = _ReadWatch.take_over(resp)
         try:
-            while True:
-                chunk = await content.readany()
-                if not chunk:
-                    return
-                yield chunk
+            if watch is None:
+                while True:
+                    chunk = await content.readany()
+                    if not chunk:
+                        return
+                    yield chunk
+            else:
+                clock = watch.clock
+                while True:
+                    watch.since = clock()
+                    chunk = await content.readany()
+                    watch.since = None
+                    if not chunk:
+                        return
+                    yield chunk
         except (aiohttp.ClientError, OSError) as exc:
             raise _translate_aiohttp(exc) from None
         except TimeoutError:
             raise TransportError("timeout", "timed out reading the response") from None
+        finally:
+            if watch is not None:
+                watch.close()
 
     async def read(self, limit: int = MAX_ERROR_BODY) -> bytes:
         import aiohttp
@@ -112,6 +129,62 @@ class _AiohttpResponse:
             raise _translate_aiohttp(exc) from None
         except TimeoutError:
             raise TransportError("timeout", "timed out reading the response") from None
+
+
+class _ReadWatch:
+    """aiohttp's ``sock_read`` timeout for a streamed body, kept by one lazy timer.
+
+    aiohttp cancels and schedules a loop timer on every read from the socket, about
+    2 µs each: with one event per read, as the real APIs write, that was a tenth of
+    the cost of a streamed event. Here the timer stays put while data flows and is
+    moved on only when it fires: it ends the body only if the read in progress has
+    waited the full timeout, and time the consumer spends between reads does not
+    count. It ends it the way aiohttp does, so the same ``ServerTimeoutError``
+    reaches the consumer as a ``timeout`` error.
+    """
+
+    __slots__ = ("_content", "_handle", "_loop", "_protocol", "_timeout", "clock", "since")
+
+    def __init__(
+        self, resp: aiohttp.ClientResponse, protocol: aiohttp.client_proto.ResponseHandler, timeout: float
+    ) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        self.clock = loop.time
+        self._content = resp.content
+        self._protocol = protocol
+        self._timeout = timeout
+        self.since: float | None = None  # when the read in progress began
+        self._handle: asyncio.TimerHandle | None = loop.call_at(loop.time() + timeout, self._fire)
+
+    @classmethod
+    def take_over(cls, resp: aiohttp.ClientResponse) -> _ReadWatch | None:
+        """Switch the connection's own read timer off and watch the body instead, if it has one."""
+        connection = resp.connection
+        protocol = connection.protocol if connection is not None else None
+        if protocol is None or not protocol.read_timeout:
+            return None
+        watch = cls(resp, protocol, protocol.read_timeout)
+        # aiohttp drops its pending timer at the next read; headers have been read already.
+        protocol.read_timeout = None
+        return watch
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        since = self.since
+        now = self._loop.time()
+        if since is not None and now - since >= self._timeout:
+            import aiohttp
+
+            self._handle = None
+            exc = aiohttp.ServerTimeoutError("Timeout on reading data from socket")
+            self._protocol.set_exception(exc)
+            self._content.set_exception(exc)
+            return
+        self._handle = self._loop.call_at((now if since is None else since) + self._timeout, self._fire)
 
 
 class AiohttpTransport:

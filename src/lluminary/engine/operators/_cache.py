@@ -43,7 +43,7 @@ from lluminary.cache._entry import CacheStats, Recorder, StoreGuard, decode_entr
 from lluminary.cache._key import cache_key
 from lluminary.engine._operator import Handler
 from lluminary.errors import ConfigError
-from lluminary.events import CacheHit, ChatRequest, Event, Finish, is_terminal
+from lluminary.events import CacheHit, ChatRequest, Event, Finish, TextDelta, is_terminal
 from lluminary.stores import CacheStore
 
 __all__ = ["BaseUrl", "Cache", "resolve_base_url"]
@@ -132,6 +132,11 @@ class Cache:
             stream = inner(request)
             try:
                 async for event in stream:
+                    if event.__class__ is TextDelta:  # the bulk of every stream: neither finish nor terminal
+                        if recorder is not None:
+                            recorder.add(event)
+                        yield event
+                        continue
                     if recorder is not None:
                         recorder.add(event)
                         if isinstance(event, Finish) and not recorder.overflowed:

@@ -150,6 +150,11 @@ class Cost:
             stream = inner(request)
             try:
                 async for event in stream:
+                    if event.__class__ is TextDelta:
+                        # The bulk of every stream, counted here without the dispatch below.
+                        tally.chars += len(event.text)
+                        yield event
+                        continue
                     if isinstance(event, Usage):
                         tally.usage = event
                         yield event

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from lluminary.engine._operator import Handler
-from lluminary.events import ChatRequest, Error, Event, Start, Usage, is_content
+from lluminary.events import ChatRequest, Error, Event, Start, TextDelta, Usage, is_content
 from lluminary.events import Retry as RetryEvent
 
 if TYPE_CHECKING:
@@ -85,6 +85,11 @@ class Retry:
                 stream = inner(request)
                 try:
                     async for event in stream:
+                        if event.__class__ is TextDelta and held is None:
+                            # The bulk of every stream: content, so no retry from here on.
+                            output = True
+                            yield event
+                            continue
                         if held is not None:
                             if isinstance(event, Error) and self._retryable(event, attempt):
                                 failure = event
