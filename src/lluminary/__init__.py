@@ -9,30 +9,12 @@
 
 The public surface is re-exported here on purpose; everything in a ``_module``
 is private. Importing this package imports no provider, no HTTP library and no
-optional extra: those load on first use.
+optional extra: those load on first use, and so do the operators.
 """
 
-from lluminary.engine import (
-    Budget,
-    Cache,
-    Concurrency,
-    Cost,
-    Engine,
-    EventLogger,
-    EventMap,
-    EventStream,
-    Fallback,
-    Handler,
-    Metrics,
-    Operator,
-    RateLimit,
-    RedisRateLimitStore,
-    Retry,
-    RetryBudget,
-    SemanticCache,
-    Timeout,
-    Tracing,
-)
+from typing import TYPE_CHECKING, Any
+
+from lluminary.engine import Engine, EventMap, EventStream, Handler, Operator
 from lluminary.errors import (
     ConfigError,
     DecodeError,
@@ -78,7 +60,60 @@ from lluminary.events import Fallback as FallbackEvent
 from lluminary.events import Retry as RetryEvent
 from lluminary.stores import StoreError
 
+if TYPE_CHECKING:
+    from lluminary.engine.operators import (
+        Budget,
+        Cache,
+        Concurrency,
+        Cost,
+        EventLogger,
+        Fallback,
+        Metrics,
+        RateLimit,
+        RedisRateLimitStore,
+        Retry,
+        RetryBudget,
+        SemanticCache,
+        Timeout,
+        Tracing,
+    )
+
 __version__ = "0.1.0"
+
+_OPERATORS = frozenset(
+    {
+        "Budget",
+        "Cache",
+        "Concurrency",
+        "Cost",
+        "EventLogger",
+        "Fallback",
+        "Metrics",
+        "RateLimit",
+        "RedisRateLimitStore",
+        "Retry",
+        "RetryBudget",
+        "SemanticCache",
+        "Timeout",
+        "Tracing",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The operators load on first use: most programs need two or three of them.
+    if name in _OPERATORS:
+        from lluminary.engine import operators
+
+        value = getattr(operators, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Budget",

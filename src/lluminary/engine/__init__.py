@@ -1,24 +1,33 @@
-"""The engine, the operator type, the stream it returns, and the operators that ship."""
+"""The engine, the operator type, the stream it returns, and the operators that ship.
+
+The operators load on first use (see ``lluminary.engine.operators``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from lluminary.engine._engine import DEFAULT_MODEL, Engine
 from lluminary.engine._operator import EventMap, Handler, Operator, compose
 from lluminary.engine._stream import EventStream
-from lluminary.engine.operators import (
-    Budget,
-    Cache,
-    Concurrency,
-    Cost,
-    EventLogger,
-    Fallback,
-    Metrics,
-    RateLimit,
-    RedisRateLimitStore,
-    Retry,
-    RetryBudget,
-    SemanticCache,
-    Timeout,
-    Tracing,
-)
+
+if TYPE_CHECKING:
+    from lluminary.engine.operators import (
+        Budget,
+        Cache,
+        Concurrency,
+        Cost,
+        EventLogger,
+        Fallback,
+        Metrics,
+        RateLimit,
+        RedisRateLimitStore,
+        Retry,
+        RetryBudget,
+        SemanticCache,
+        Timeout,
+        Tracing,
+    )
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -43,3 +52,36 @@ __all__ = [
     "Tracing",
     "compose",
 ]
+
+_OPERATORS = frozenset(
+    {
+        "Budget",
+        "Cache",
+        "Concurrency",
+        "Cost",
+        "EventLogger",
+        "Fallback",
+        "Metrics",
+        "RateLimit",
+        "RedisRateLimitStore",
+        "Retry",
+        "RetryBudget",
+        "SemanticCache",
+        "Timeout",
+        "Tracing",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _OPERATORS:
+        from lluminary.engine import operators
+
+        value = getattr(operators, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
