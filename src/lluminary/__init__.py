@@ -14,6 +14,7 @@ optional extra: those load on first use, and so do the operators.
 
 from typing import TYPE_CHECKING, Any
 
+from lluminary import engine as _engine
 from lluminary.engine import Engine, EventMap, EventStream, Handler, Operator
 from lluminary.errors import (
     ConfigError,
@@ -80,32 +81,12 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_OPERATORS = frozenset(
-    {
-        "Budget",
-        "Cache",
-        "Concurrency",
-        "Cost",
-        "EventLogger",
-        "Fallback",
-        "Metrics",
-        "RateLimit",
-        "RedisRateLimitStore",
-        "Retry",
-        "RetryBudget",
-        "SemanticCache",
-        "Timeout",
-        "Tracing",
-    }
-)
-
 
 def __getattr__(name: str) -> Any:
-    # The operators load on first use: most programs need two or three of them.
-    if name in _OPERATORS:
-        from lluminary.engine import operators
-
-        value = getattr(operators, name)
+    # The operators load on first use (most programs need two or three of them);
+    # lluminary.engine knows which names they are.
+    if name in _engine.OPERATORS:
+        value = getattr(_engine, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ The operators load on first use (see ``lluminary.engine.operators``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from lluminary.engine._engine import DEFAULT_MODEL, Engine
 from lluminary.engine._operator import EventMap, Handler, Operator, compose
@@ -53,7 +53,8 @@ __all__ = [
     "compose",
 ]
 
-_OPERATORS = frozenset(
+#: The operators' names, each loaded on first use (``lluminary`` re-exports them too).
+OPERATORS: Final = frozenset(
     {
         "Budget",
         "Cache",
@@ -74,7 +75,7 @@ _OPERATORS = frozenset(
 
 
 def __getattr__(name: str) -> Any:
-    if name in _OPERATORS:
+    if name in OPERATORS:
         from lluminary.engine import operators
 
         value = getattr(operators, name)
