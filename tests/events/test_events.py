@@ -189,6 +189,56 @@ def test_each_signed_reasoning_block_stays_separate() -> None:
     assert response.message().parts[:3] == response.reasoning_parts
 
 
+def test_redacted_reasoning_is_additive_on_the_wire() -> None:
+    # Without the field, the JSON (and so the CLI, logs and cached streams) is what it always was.
+    assert encode_event(ReasoningDelta("t")) == b'{"type":"reasoning-delta","text":"t","signature":null}'
+    assert encode_event(ReasoningDelta("t", "s")) == b'{"type":"reasoning-delta","text":"t","signature":"s"}'
+    assert decode_event(b'{"type":"reasoning-delta","text":"t","signature":null}') == ReasoningDelta("t")
+    redacted = ReasoningDelta("", redacted="ZW5j")
+    assert msgspec.json.decode(encode_event(redacted)) == {
+        "type": "reasoning-delta",
+        "text": "",
+        "signature": None,
+        "redacted": "ZW5j",
+    }
+    assert decode_event(encode_event(redacted)) == redacted
+    assert decode_events_msgpack(encode_events_msgpack([redacted, ReasoningDelta("x")])) == [
+        redacted,
+        ReasoningDelta("x"),
+    ]
+    assert is_content(redacted)
+    # Request cache keys of requests without it do not change either.
+    plain = ChatRequest("m", [Message.assistant([ReasoningPart("t", signature="s")])])
+    assert b"redacted" not in encode_request(plain)
+    part = ReasoningPart("", redacted="ZW5j")
+    with_part = ChatRequest("m", [Message.assistant([part])])
+    assert msgspec.json.decode(encode_request(with_part), type=ChatRequest).messages[0].parts == [part]
+
+
+def test_redacted_reasoning_blocks_keep_their_place() -> None:
+    builder = ResponseBuilder()
+    for event in [
+        ReasoningDelta("", redacted="r1"),
+        ReasoningDelta("a"),
+        ReasoningDelta("", signature="s1"),
+        ReasoningDelta("open"),
+        ReasoningDelta("", redacted="r2"),
+        ReasoningDelta("", redacted="r3"),
+        TextDelta("x"),
+    ]:
+        builder.add(event)
+    response = builder.build()
+    assert response.reasoning == "aopen"
+    assert response.reasoning_parts == [
+        ReasoningPart("", redacted="r1"),
+        ReasoningPart("a", signature="s1"),
+        ReasoningPart("open"),
+        ReasoningPart("", redacted="r2"),
+        ReasoningPart("", redacted="r3"),
+    ]
+    assert response.message().parts == [*response.reasoning_parts, TextPart("x")]
+
+
 def test_message_helpers() -> None:
     assert Message.user("hi").parts == [TextPart("hi")]
     assert Message.user([TextPart("a"), ImagePart(url="u"), TextPart("b")]).text == "ab"

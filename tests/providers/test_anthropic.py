@@ -457,10 +457,60 @@ def test_thinking_with_signature_then_text() -> None:
         + message_delta()
         + STOP
     )
-    assert run(body)[1:4] == [
+    assert run(body)[1:5] == [
         ReasoningDelta("Let me think."),
         ReasoningDelta("", signature="c2lnbmF0dXJl"),
+        ReasoningDelta("", redacted="opaque"),
         TextDelta("42", 2),
+    ]
+
+
+REDACTED = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"
+
+
+def redacted_multi_turn_body() -> bytes:
+    """Documented extended thinking with a redacted block: it arrives whole in its start, no deltas."""
+    return (
+        message_start()
+        + PING
+        + block_start(0, {"type": "redacted_thinking", "data": REDACTED})
+        + block_stop(0)
+        + block_start(1, {"type": "thinking", "thinking": "", "signature": ""})
+        + delta(1, "thinking_delta", thinking="Visible part.")
+        + delta(1, "signature_delta", signature="U0lHMQ==")
+        + block_stop(1)
+        + tool_block(2, "toolu_7", "get_weather", '{"location": ', '"Oslo"}')
+        + message_delta("tool_use", output_tokens=40)
+        + STOP
+    )
+
+
+def test_redacted_thinking_is_kept_and_sent_back_verbatim() -> None:
+    body = redacted_multi_turn_body()
+    events = run(body)
+    assert events == [
+        START,
+        ReasoningDelta("", redacted=REDACTED),
+        ReasoningDelta("Visible part."),
+        ReasoningDelta("", signature="U0lHMQ=="),
+        ToolCallStart(0, "toolu_7", "get_weather"),
+        ToolArgsDelta(0, '{"location": '),
+        ToolArgsDelta(0, '"Oslo"}'),
+        ToolCallEnd(0, "toolu_7", "get_weather", {"location": "Oslo"}),
+        Usage(input_tokens=25, output_tokens=40),
+        Finish("tool_calls", "tool_use"),
+    ]
+    assert [run([body[i : i + 1] for i in range(len(body))]), run(split(body, [7, 300, 301, 650]))] == [events] * 2
+    builder = ResponseBuilder()
+    for event in events:
+        builder.add(event)
+    response = builder.build()
+    assert response.reasoning == "Visible part."
+    request = ChatRequest("anthropic:m", [Message.user("Oslo?"), response.message(), Message.tool("toolu_7", "-3C")])
+    assert encode_body(request, "m")["messages"][1]["content"] == [
+        {"type": "redacted_thinking", "data": REDACTED},
+        {"type": "thinking", "thinking": "Visible part.", "signature": "U0lHMQ=="},
+        {"type": "tool_use", "id": "toolu_7", "name": "get_weather", "input": {"location": "Oslo"}},
     ]
 
 

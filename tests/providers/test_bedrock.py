@@ -354,8 +354,136 @@ def test_signed_and_redacted_reasoning() -> None:
         ReasoningDelta("Let me think"),
         ReasoningDelta(" about it."),
         ReasoningDelta("", "EqQBCkgIARABGAIiQL"),
+        ReasoningDelta("", redacted=base64.b64encode(b"opaque").decode()),
     ]
     assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("Answer.", 1)]
+
+
+def reasoning_frame(index: int, delta: dict[str, str]) -> bytes:
+    return event_frame("contentBlockDelta", {"contentBlockIndex": index, "delta": {"reasoningContent": delta}})
+
+
+REDACTED = base64.b64encode(b"\x01encrypted reasoning block\xff").decode()
+
+
+def test_redacted_reasoning_is_one_event_sent_back_verbatim() -> None:
+    # ReasoningContentBlockDelta.redactedContent: a blob, base64 in the event's JSON.
+    body = s(
+        START_FRAME,
+        reasoning_frame(0, {"redactedContent": REDACTED}),
+        block_stop(0),
+        reasoning_frame(1, {"text": "Visible."}),
+        reasoning_frame(1, {"signature": "c2ln"}),
+        block_stop(1),
+        tool_start(2, "tu_1", "weather"),
+        tool_delta(2, '{"city": "Oslo"}'),
+        block_stop(2),
+        event_frame("messageStop", {"stopReason": "tool_use"}),
+        META,
+    )
+    events = run(body)
+    assert events == [
+        START,
+        ReasoningDelta("", redacted=REDACTED),
+        ReasoningDelta("Visible."),
+        ReasoningDelta("", "c2ln"),
+        ToolCallStart(0, "tu_1", "weather"),
+        ToolArgsDelta(0, '{"city": "Oslo"}'),
+        ToolCallEnd(0, "tu_1", "weather", {"city": "Oslo"}),
+        Usage(input_tokens=5, output_tokens=7),
+        Finish("tool_calls", "tool_use"),
+    ]
+    assert run(body, [body[i : i + 1] for i in range(len(body))]) == events
+    builder = ResponseBuilder()
+    for event in events:
+        builder.add(event)
+    request = ChatRequest("m", [Message.user("Oslo?"), builder.build().message(), Message.tool("tu_1", "-3C")])
+    assert encode_body(request)["messages"][1]["content"] == [
+        {"reasoningContent": {"redactedContent": REDACTED}},
+        {"reasoningContent": {"reasoningText": {"text": "Visible.", "signature": "c2ln"}}},
+        {"toolUse": {"toolUseId": "tu_1", "name": "weather", "input": {"city": "Oslo"}}},
+    ]
+
+
+def test_redacted_reasoning_in_pieces_is_joined_and_flushed_by_message_stop() -> None:
+    blob = b"\x00\x01\x02 a longer encrypted block \xfe\xff"
+    first, second = base64.b64encode(blob[:5]).decode(), base64.b64encode(blob[5:]).decode()
+    body = s(
+        START_FRAME,
+        reasoning_frame(0, {"redactedContent": first}),
+        reasoning_frame(0, {"redactedContent": second}),
+        STOP,  # no contentBlockStop
+        META,
+    )
+    events = run(body)
+    assert events[1:] == [
+        ReasoningDelta("", redacted=base64.b64encode(blob).decode()),
+        Usage(input_tokens=5, output_tokens=7),
+        Finish("stop", "end_turn"),
+    ]
+    broken = s(
+        START_FRAME, reasoning_frame(0, {"redactedContent": first}), reasoning_frame(0, {"redactedContent": "%%"})
+    )
+    last = run(s(broken, block_stop(0), STOP, META))[-1]
+    assert isinstance(last, Error)
+    assert last.code == "protocol"
+
+
+def test_server_tool_use_is_not_a_client_tool_call() -> None:
+    # ToolUseBlockStart.type "server_tool_use": Bedrock runs the tool and streams its
+    # result back (ContentBlockStart.toolResult, ContentBlockDelta.toolResult) in the same response.
+    body = s(
+        START_FRAME,
+        event_frame(
+            "contentBlockStart",
+            {
+                "contentBlockIndex": 0,
+                "start": {"toolUse": {"toolUseId": "srv_1", "name": "nova_grounding", "type": "server_tool_use"}},
+            },
+        ),
+        tool_delta(0, '{"query": "weather Oslo"}'),
+        block_stop(0),
+        event_frame(
+            "contentBlockStart",
+            {
+                "contentBlockIndex": 1,
+                "start": {"toolResult": {"toolUseId": "srv_1", "type": "nova_grounding", "status": "success"}},
+            },
+        ),
+        event_frame("contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolResult": [{"text": "-3C, snow"}]}}),
+        block_stop(1),
+        text_frame("It is -3C in Oslo.", 2),
+        event_frame("contentBlockDelta", {"contentBlockIndex": 2, "delta": {"citation": {"title": "met.no"}}}),
+        block_stop(2),
+        STOP,
+        META,
+    )
+    assert run(body) == [
+        START,
+        TextDelta("It is -3C in Oslo.", 2),
+        Usage(input_tokens=5, output_tokens=7),
+        Finish("stop", "end_turn"),
+    ]
+
+
+def test_metadata_with_metrics_trace_and_cache_usage() -> None:
+    metadata = event_frame(
+        "metadata",
+        {
+            "usage": {"inputTokens": 12, "outputTokens": 3, "totalTokens": 1215, "cacheReadInputTokens": 1000,
+                      "cacheWriteInputTokens": 200},
+            "metrics": {"latencyMs": 420},
+            "trace": {"guardrail": {"modelOutput": ["blocked"], "outputAssessments": {}}},
+            "performanceConfig": {"latency": "standard"},
+        },
+    )  # fmt: skip
+    body = s(
+        START_FRAME, text_frame("ok"), event_frame("messageStop", {"stopReason": "guardrail_intervened"}), metadata
+    )
+    assert run(body)[-2:] == [
+        Usage(input_tokens=12, output_tokens=3, cache_read_tokens=1000, cache_write_tokens=200),
+        Finish("content_filter", "guardrail_intervened"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -474,9 +602,12 @@ CONVERSE = json.dumps(
                 "role": "assistant",
                 "content": [
                     {"reasoningContent": {"reasoningText": {"text": "Need the weather.", "signature": "sig=="}}},
+                    {"reasoningContent": {"redactedContent": "ZW5jcnlwdGVk"}},
                     {"text": "Let me check."},
                     {"toolUse": {"toolUseId": "tu_1", "name": "weather", "input": {"city": "Paris"}}},
                     {"toolUse": {"toolUseId": "tu_2", "name": "time", "input": {}}},
+                    {"toolUse": {"toolUseId": "srv", "name": "search", "input": {}, "type": "server_tool_use"}},
+                    {"toolResult": {"toolUseId": "srv", "content": [{"text": "found"}], "type": "search"}},
                 ],
             }
         },
@@ -497,7 +628,8 @@ def test_converse_response_gives_the_stream_events() -> None:
     assert events == [
         START,
         ReasoningDelta("Need the weather.", "sig=="),
-        TextDelta("Let me check.", 1),
+        ReasoningDelta("", redacted="ZW5jcnlwdGVk"),
+        TextDelta("Let me check.", 2),
         ToolCallStart(0, "tu_1", "weather"),
         ToolArgsDelta(0, '{"city":"Paris"}'),
         ToolCallEnd(0, "tu_1", "weather", {"city": "Paris"}),

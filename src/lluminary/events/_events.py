@@ -87,10 +87,18 @@ class ReasoningDelta(_Base, frozen=True, gc=False, tag="reasoning-delta"):
     ``signature`` carries the provider's opaque proof of the reasoning (Anthropic's
     ``signature_delta``, Gemini's ``thoughtSignature``) when it arrives; it must be
     sent back with the reasoning in later turns, so it travels in the stream too.
+
+    ``redacted`` carries a whole reasoning block that the provider encrypted
+    (Anthropic's ``redacted_thinking`` ``data``, Bedrock's ``redactedContent``, as
+    base64 text). It has no readable text, but a later turn must send it back
+    verbatim, so it is one event of its own, never merged with other reasoning.
+    It is ``UNSET`` otherwise, and then left out of the JSON and msgpack forms,
+    which stay exactly what they were before the field existed.
     """
 
     text: str
     signature: str | None = None
+    redacted: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class RefusalDelta(_Base, frozen=True, gc=False, tag="refusal-delta"):

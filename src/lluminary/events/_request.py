@@ -46,10 +46,16 @@ class ImagePart(_Part, frozen=True, tag="image"):
 
 
 class ReasoningPart(_Part, frozen=True, tag="reasoning"):
-    """Reasoning from an earlier assistant turn, sent back with its signature."""
+    """Reasoning from an earlier assistant turn, sent back with its signature.
+
+    ``redacted`` is an encrypted reasoning block (see ``ReasoningDelta.redacted``),
+    sent back verbatim; ``UNSET`` (and absent from the encoded request, so cache
+    keys of requests without it do not change) for readable reasoning.
+    """
 
     text: str
     signature: str | None = None
+    redacted: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ToolCallPart(_Part, frozen=True, tag="tool-call"):

@@ -54,7 +54,8 @@ class Response(msgspec.Struct, frozen=True):
 
         Each signed reasoning block goes back as its own part: a signature is an
         opaque token for one block (an Anthropic thinking block, a Gemini thought,
-        a Responses reasoning item) and must never be merged with another.
+        a Responses reasoning item) and must never be merged with another. So does
+        each redacted (encrypted) block, in its place among them.
         """
         parts: list[Part] = list(self.reasoning_parts)
         if self.text:
@@ -95,6 +96,14 @@ class ResponseBuilder:
         if isinstance(event, TextDelta):
             self._text.append(event.text)
         elif isinstance(event, ReasoningDelta):
+            if event.redacted is not msgspec.UNSET:
+                # An encrypted block is a block of its own: what was open before it ends here.
+                if any(self._block):
+                    self._blocks.append(ReasoningPart("".join(self._block)))
+                self._block = []
+                self._blocks.append(ReasoningPart("", redacted=event.redacted))
+                self._reasoning.append(event.text)  # empty from every provider we know
+                return
             self._reasoning.append(event.text)
             self._block.append(event.text)
             if event.signature:

@@ -18,8 +18,11 @@ a tool without arguments streams no fragment, or one empty one, and still yields
 execution, MCP) are run by Anthropic itself, which streams their results in the
 same response: they are not calls for the client to run, so they produce no
 tool-call events (a ``tool_use`` sent back without a ``tool_result`` would be
-rejected). ``redacted_thinking`` carries no text we could show. Unknown event and
-block types are skipped, so new API features do not break old clients.
+rejected). A ``redacted_thinking`` block arrives whole in its
+``content_block_start`` (``data``, encrypted, no deltas); it carries no text we
+could show, but the next turn must send it back verbatim, so it becomes one
+``ReasoningDelta`` with ``redacted`` set. Unknown event and block types are
+skipped, so new API features do not break old clients.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Final
 
 import msgspec
 
-from lluminary.events import FinishReason, TextDelta, Usage
+from lluminary.events import FinishReason, ReasoningDelta, TextDelta, Usage
 from lluminary.providers._decoder import BaseDecoder
 from lluminary.providers._errors import error_event
 from lluminary.providers._framing import SSEFramer, SSEMessage
@@ -57,8 +60,9 @@ class _Block(msgspec.Struct, gc=False):
     signature: str | None = None
     id: str | None = None
     name: str | None = None
-    # Loosely typed: other block types may one day use the name for something else.
+    # Loosely typed: other block types may one day use these names for something else.
     input: Any = None
+    data: Any = None
 
 
 class _Delta(msgspec.Struct, gc=False):
@@ -184,6 +188,8 @@ class AnthropicDecoder(BaseDecoder):
             self.text(block.text, index)
         elif block.type == "thinking" and (block.thinking or block.signature):
             self.reasoning(block.thinking or "", block.signature)
+        elif block.type == "redacted_thinking" and isinstance(block.data, str) and block.data:
+            self.emit(ReasoningDelta("", redacted=block.data))
 
     def _delta(self, index: int, delta: _Delta | None) -> None:
         if delta is None:

@@ -4,7 +4,8 @@ Anthropic differs from OpenAI where it matters: the system prompt is a top-level
 field; tool results travel in a *user* message as ``tool_result`` blocks (several
 consecutive results merge into one message, as the API requires alternating
 roles, with the results first); earlier thinking goes back as ``thinking`` blocks
-with their signature (thinking without one is dropped: the API rejects it);
+with their signature (thinking without one is dropped: the API rejects it), and
+encrypted thinking as ``redacted_thinking`` blocks with their ``data`` verbatim;
 ``max_tokens`` is required; ``tool_choice`` is an object.
 """
 
@@ -53,7 +54,9 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
         elif isinstance(part, ImagePart):
             out.append(_image(part))
         elif isinstance(part, ReasoningPart):
-            if part.signature:
+            if isinstance(part.redacted, str):
+                out.append({"type": "redacted_thinking", "data": part.redacted})
+            elif part.signature:
                 out.append({"type": "thinking", "thinking": part.text, "signature": part.signature})
         elif isinstance(part, ToolCallPart):
             out.append({"type": "tool_use", "id": part.id, "name": part.name, "input": part.arguments})

@@ -9,7 +9,9 @@ where each content block is one of ``{"text"}``, ``{"toolUse": {"toolUseId", "na
 "input": {…}}}`` or ``{"reasoningContent": {"reasoningText": {"text", "signature"}}
 | {"redactedContent"}}``. The decoder buffers the body and, at its end, emits what a
 stream would have: ``start``, the blocks in order (text with its block index, each
-tool call as start / one arguments delta / end), usage and ``finish``. The end
+tool call as start / one arguments delta / end, except those of tools Bedrock runs
+itself, ``"type": "server_tool_use"``; encrypted reasoning as one
+``ReasoningDelta`` with ``redacted``), usage and ``finish``. The end
 marker is a complete JSON object with a ``stopReason``; anything else (a cut
 body, no ``stopReason``) is a ``protocol`` error. Stop reasons and usage share
 the streaming decoder's mapping.
@@ -21,9 +23,10 @@ from typing import Any, Final
 
 import msgspec
 
+from lluminary.events import ReasoningDelta
 from lluminary.providers._decoder import BaseDecoder, ProtocolViolationError
 from lluminary.providers._framing._common import MAX_MESSAGE_BYTES, FramingError
-from lluminary.providers.bedrock._decode import BedrockUsage, stop_reason, usage_from
+from lluminary.providers.bedrock._decode import SERVER_TOOL_USE, BedrockUsage, stop_reason, usage_from
 
 __all__ = ["BedrockConverseDecoder"]
 
@@ -32,6 +35,7 @@ class _ToolUse(msgspec.Struct, gc=False):
     toolUseId: str = ""  # noqa: N815 - wire names
     name: str = ""
     input: Any = None
+    type: str | None = None
 
 
 class _ReasoningText(msgspec.Struct, gc=False):
@@ -91,11 +95,15 @@ class BedrockConverseDecoder(BaseDecoder):
                 self.text(block.text, index)
             elif block.toolUse is not None:
                 tool = block.toolUse
+                if tool.type == SERVER_TOOL_USE:
+                    continue  # run by Bedrock, its result is in the response: not a call for us
                 self.emit_all(self.tools.whole(index, tool.toolUseId or f"tooluse_{index}", tool.name, tool.input))
-            elif block.reasoningContent is not None and block.reasoningContent.reasoningText is not None:
-                # redactedContent is opaque encrypted reasoning: there is no event for it.
-                reasoning = block.reasoningContent.reasoningText
-                self.reasoning(reasoning.text, reasoning.signature or None)
+            elif block.reasoningContent is not None:
+                content = block.reasoningContent
+                if content.reasoningText is not None:
+                    self.reasoning(content.reasoningText.text, content.reasoningText.signature or None)
+                elif content.redactedContent:
+                    self.emit(ReasoningDelta("", redacted=content.redactedContent))
         if response.usage is not None:
             self.set_usage(usage_from(response.usage))
         self.finish(stop_reason(response.stopReason), response.stopReason)

@@ -24,7 +24,18 @@ right after ``messageStop`` with no ``metadata``, we still ``finish`` (the conte
 is complete and the model said why it stopped) with estimated usage; a body that
 ends before ``messageStop``, or inside any frame, is a ``protocol`` error.
 
+``reasoningContent.redactedContent`` is a reasoning block the model provider
+encrypted (a blob, base64 in the JSON). It has no text, but a later turn must
+send it back verbatim, so it becomes one ``ReasoningDelta`` with ``redacted``
+set, emitted when its block stops (or at ``messageStop``): should a block's blob
+come in several deltas, their bytes are joined into one value, never left as
+pieces that would go back as separate blocks.
+
 Tool calls are keyed by ``contentBlockIndex``; text keeps it as its ``index``.
+A ``toolUse`` start whose ``type`` is ``server_tool_use`` is a tool Bedrock runs
+itself (its result streams back in the same response as a ``toolResult``
+block): it is not a call for the client, so it and its input deltas produce no
+tool-call events (a call sent back without its result would be rejected).
 Bedrock does not stream a message id (the request id is an HTTP header, which a
 decoder never sees), so ``start`` carries an empty id. Unknown event types and
 delta kinds (citations, images, tool results of server-side tools) are skipped.
@@ -32,16 +43,18 @@ delta kinds (citations, images, tool results of server-side tools) are skipped.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Final
 
 import msgspec
 
-from lluminary.events import FinishReason, Usage
-from lluminary.providers._decoder import BaseDecoder
+from lluminary.events import FinishReason, ReasoningDelta, Usage
+from lluminary.providers._decoder import BaseDecoder, ProtocolViolationError
 from lluminary.providers._framing._eventstream import EventStreamFramer, EventStreamMessage
 from lluminary.providers.bedrock._errors import TYPE_CODES, exception_event
 
-__all__ = ["BedrockDecoder", "BedrockUsage", "stop_reason", "usage_from"]
+__all__ = ["SERVER_TOOL_USE", "BedrockDecoder", "BedrockUsage", "stop_reason", "usage_from"]
 
 
 class BedrockUsage(msgspec.Struct, gc=False):
@@ -57,6 +70,7 @@ class BedrockUsage(msgspec.Struct, gc=False):
 class _ToolUseStart(msgspec.Struct, gc=False):
     toolUseId: str = ""  # noqa: N815
     name: str = ""
+    type: str | None = None  # "server_tool_use" for the tools Bedrock runs itself
 
 
 class _Start(msgspec.Struct, gc=False):
@@ -91,6 +105,8 @@ class _Frame(msgspec.Struct, gc=False):
 
 
 _decode_frame: Final = msgspec.json.Decoder(_Frame).decode
+#: ``ToolUseBlockStart.type`` (and ``ToolUseBlock.type``) of a tool that Bedrock runs.
+SERVER_TOOL_USE: Final = "server_tool_use"
 _encode_json: Final = msgspec.json.encode
 _KNOWN: Final = frozenset(
     {"messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata"}
@@ -137,6 +153,9 @@ class BedrockDecoder(BaseDecoder):
         self._framer = EventStreamFramer()
         self._stop: str | None = None
         self._metadata = False
+        #: redactedContent pieces of blocks not yet stopped, by contentBlockIndex.
+        self._redacted: dict[int, list[str]] = {}
+        self._server_blocks: set[int] = set()
 
     def _feed(self, data: bytes) -> None:
         self._frames(self._framer.feed(data))
@@ -177,11 +196,18 @@ class BedrockDecoder(BaseDecoder):
         elif kind == "contentBlockStart":
             tool = ev.start.toolUse if ev.start is not None else None
             if tool is not None:
-                self.emit(self.tools.start(index, tool.toolUseId or f"tooluse_{index}", tool.name))
+                if tool.type == SERVER_TOOL_USE:
+                    self._server_blocks.add(index)
+                else:
+                    self.emit(self.tools.start(index, tool.toolUseId or f"tooluse_{index}", tool.name))
         elif kind == "contentBlockStop":
             if index in self.tools:
                 self.emit_all(self.tools.end(index))
+            elif index in self._redacted:
+                self._flush_redacted(index)
         elif kind == "messageStop":
+            for open_index in sorted(self._redacted):
+                self._flush_redacted(open_index)
             self._stop = ev.stopReason or ""
             if self._metadata:
                 self._finish()  # metadata came first: the end marker is complete
@@ -196,6 +222,8 @@ class BedrockDecoder(BaseDecoder):
         if delta.text is not None:
             self.text(delta.text, index)
         elif delta.toolUse is not None:
+            if index in self._server_blocks:
+                return  # the input of a tool Bedrock runs itself
             fragment = delta.toolUse.input
             if isinstance(fragment, dict):
                 fragment = _encode_json(fragment).decode()
@@ -205,8 +233,22 @@ class BedrockDecoder(BaseDecoder):
                 self.emit_all([event])
         elif delta.reasoningContent is not None:
             reasoning = delta.reasoningContent
-            # redactedContent is opaque encrypted reasoning: there is no event for it.
-            self.reasoning(reasoning.text or "", reasoning.signature or None)
+            if reasoning.redactedContent:
+                self._redacted.setdefault(index, []).append(reasoning.redactedContent)
+            else:
+                self.reasoning(reasoning.text or "", reasoning.signature or None)
+
+    def _flush_redacted(self, index: int) -> None:
+        pieces = self._redacted.pop(index)
+        if len(pieces) == 1:
+            data = pieces[0]  # the usual case: sent back exactly as received
+        else:
+            try:
+                blob = b"".join(base64.b64decode(p, validate=True) for p in pieces)
+            except (binascii.Error, ValueError):
+                raise ProtocolViolationError("redactedContent is not base64") from None
+            data = base64.b64encode(blob).decode("ascii")
+        self.emit(ReasoningDelta("", redacted=data))
 
     def _finish(self) -> None:
         raw = self._stop or None

@@ -10,7 +10,8 @@ The Converse shape, as documented:
   URLs); ``{"toolUse": {"toolUseId", "name", "input"}}``; ``{"toolResult":
   {"toolUseId", "content": [{"text"}], "status": "error"?}}``; earlier reasoning as
   ``{"reasoningContent": {"reasoningText": {"text", "signature"}}}``, only with
-  its signature, which the API requires to accept it back;
+  its signature, which the API requires to accept it back, and encrypted
+  reasoning as ``{"reasoningContent": {"redactedContent": base64}}``, verbatim;
 - ``toolConfig``: ``{"tools": [{"toolSpec": {"name", "description", "inputSchema":
   {"json": schema}}}], "toolChoice": {"auto": {}} | {"any": {}} | {"tool": {"name"}}}``;
 - ``inferenceConfig``: ``maxTokens``, ``temperature``, ``topP``, ``stopSequences``;
@@ -92,7 +93,9 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
         elif isinstance(part, ImagePart):
             out.append(_image(part))
         elif isinstance(part, ReasoningPart):
-            if part.signature:
+            if isinstance(part.redacted, str):
+                out.append({"reasoningContent": {"redactedContent": part.redacted}})
+            elif part.signature:
                 reasoning = {"reasoningText": {"text": part.text, "signature": part.signature}}
                 out.append({"reasoningContent": reasoning})
         elif isinstance(part, ToolCallPart):
