@@ -376,6 +376,10 @@ def test_in_band_error_as_the_first_event() -> None:
         ("timeout_error", "timeout", True),
         ("invalid_request_error", "invalid_request", False),
         ("permission_error", "permission", False),
+        ("authentication_error", "auth", False),
+        ("billing_error", "permission", False),
+        ("not_found_error", "not_found", False),
+        ("overloaded_error", "overloaded", True),
         ("a_new_error", "server", True),
     ],
 )
@@ -440,6 +444,22 @@ def test_usage_is_never_double_counted() -> None:
         + STOP
     )
     assert run(body)[-2] == Usage(input_tokens=100, output_tokens=45, cache_read_tokens=50, cache_write_tokens=20)
+
+
+def test_message_delta_usage_with_server_tool_counts_and_cache_details() -> None:
+    # The documented current shape: cumulative counts, nested server_tool_use and cache_creation objects.
+    start = ev({"type": "message_start", "message": {"id": "msg_1", "model": "claude-sonnet-4-5", "usage": {
+        "input_tokens": 410, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 2048, "output_tokens": 3,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "server_tool_use": None, "service_tier": "standard"}}})  # fmt: skip
+    final = ev({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {
+        "input_tokens": None, "cache_creation_input_tokens": None, "cache_read_input_tokens": 2048,
+        "output_tokens": 87, "server_tool_use": {"web_search_requests": 2}}})  # fmt: skip
+    body = start + block_start(0, {"type": "text", "text": ""}) + delta(0, "text_delta", text="ok") + block_stop(0)
+    assert run(body + final + STOP)[-2:] == [
+        Usage(input_tokens=410, output_tokens=87, cache_read_tokens=2048),
+        Finish("stop", "end_turn"),
+    ]
 
 
 def test_thinking_with_signature_then_text() -> None:

@@ -62,3 +62,12 @@ async def pipeline() -> ll.Engine:
             ll.Timeout(first_event=20, idle=30),
         ]
     )
+
+
+def encrypted_reasoning(response: ll.Response) -> list[str]:
+    """Redacted reasoning blocks: ``redacted`` is a ``str`` when set, ``msgspec.UNSET`` otherwise."""
+    blocks = [part.redacted for part in response.reasoning_parts if isinstance(part.redacted, str)]
+    event = ll.ReasoningDelta("", redacted="ZW5j")
+    if isinstance(event.redacted, str):
+        blocks.append(event.redacted)
+    return blocks
