@@ -378,6 +378,14 @@ def test_missing_usage_is_estimated() -> None:
             "body: bad",
         ),
         ({"message": "Service unavailable"}, "server", "Service unavailable"),
+        # Error glossary: ``code`` is the machine-readable reason, finer than ``type``.
+        (
+            {"object": "error", "message": "Unknown model", "type": "invalid_request_error", "code": "unknown_model"},
+            "not_found",
+            "Unknown model",
+        ),
+        ({"object": "error", "message": "oops", "type": "server_error", "param": None, "code": None}, "server", "oops"),
+        ({"error": {"message": "gone", "type": "invalid_request_error", "code": "unknown_model"}}, "not_found", "gone"),
     ],
 )
 def test_in_band_errors(payload: dict[str, Any], code: str, text: str) -> None:
@@ -457,6 +465,21 @@ def provider() -> Mistral:
             False,
             None,
             "Invalid model",
+        ),
+        (
+            400,
+            {},
+            {
+                "object": "error",
+                "message": "Unknown model: mistral-huge",
+                "type": "invalid_request_error",
+                "param": "model",
+                "code": "unknown_model",
+            },
+            "not_found",
+            False,
+            None,
+            "Unknown model",
         ),
         (
             422,

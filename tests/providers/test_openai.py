@@ -483,6 +483,84 @@ def test_several_choices_keep_their_index() -> None:
     assert [e for e in run(body) if isinstance(e, TextDelta)] == [TextDelta("A", 0), TextDelta("B", 1)]
 
 
+def run_resplit(body: bytes) -> list[Event]:
+    """Decode ``body`` whole, then byte by byte: the events must not change."""
+    events = run(body)
+    assert run([body[i : i + 1] for i in range(len(body))]) == events
+    return events
+
+
+def test_legacy_function_call_is_one_tool_call() -> None:
+    # The deprecated ``functions`` API: ``delta.function_call`` (name, then argument
+    # text; no id, no index) and finish reason ``function_call``. API reference,
+    # chat.completion.chunk: "function_call: Deprecated and replaced by tool_calls".
+    body = sse(
+        chunk({"role": "assistant", "content": None, "function_call": {"name": "get_weather", "arguments": ""}}),
+        chunk({"function_call": {"arguments": '{"city":'}}),
+        chunk({"function_call": {"arguments": ' "Paris"}'}}),
+        chunk(finish="function_call"),
+        usage_chunk(USAGE),
+    )
+    assert run_resplit(body) == [
+        START,
+        ToolCallStart(0, "call_0", "get_weather"),
+        ToolArgsDelta(0, '{"city":'),
+        ToolArgsDelta(0, ' "Paris"}'),
+        ToolCallEnd(0, "call_0", "get_weather", {"city": "Paris"}),
+        Usage(input_tokens=10, output_tokens=5),
+        Finish("tool_calls", "function_call"),
+    ]
+
+
+def test_legacy_function_call_truncated_json_is_a_protocol_error() -> None:
+    body = sse(chunk({"function_call": {"name": "f", "arguments": '{"a":'}}), chunk(finish="function_call"))
+    events = run_resplit(body)
+    assert isinstance(events[-1], Error)
+    assert events[-1].code == "protocol"
+    assert not any(isinstance(e, ToolCallEnd) for e in events)
+
+
+def test_insufficient_quota_in_band_is_not_retryable() -> None:
+    # Same meaning as the HTTP 429 of this type: waiting adds no credit.
+    err = {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}
+    events = run_resplit(sse(chunk({"content": "Hi"}), {"error": err}, done=False))
+    assert events[-1] == Error("rate_limited", "You exceeded your current quota", retryable=False, provider="openai")
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retryable"),
+    [(429, "rate_limited", True), (502, "server", True), (503, "overloaded", True), (400, "invalid_request", False)],
+)
+def test_in_band_error_with_an_http_status_as_its_code(status: int, code: str, retryable: bool) -> None:
+    # Proxies (OpenRouter, LiteLLM) relay an upstream failure as {"error": {"code": <status>, …}}.
+    body = sse(chunk({"content": "Hi"}), {"error": {"code": status, "message": "Provider returned error"}}, done=False)
+    assert run_resplit(body)[-1] == Error(code, "Provider returned error", retryable=retryable, provider="openai")  # type: ignore[arg-type]
+
+
+def test_flat_error_object_under_event_error() -> None:
+    body = b'event: error\ndata: {"message": "upstream failed", "type": "server_error"}\n\n'
+    assert run_resplit(sse(chunk({"content": "Hi"}), done=False) + body)[-1] == Error(
+        "server", "upstream failed", retryable=True, provider="openai"
+    )
+
+
+def test_role_only_and_empty_chunks_add_nothing() -> None:
+    body = sse(
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Hi"}),
+        chunk({"content": ""}),
+        chunk({}),
+        chunk(finish="stop"),
+        usage_chunk(USAGE),
+    )
+    assert run_resplit(body) == [
+        START,
+        TextDelta("Hi"),
+        Usage(input_tokens=10, output_tokens=5),
+        Finish("stop", "stop"),
+    ]
+
+
 # -- HTTP errors ---------------------------------------------------------------------------
 
 

@@ -469,6 +469,136 @@ def test_unknown_events_and_items_are_skipped() -> None:
     assert run(noisy) == run(plain)
 
 
+def run_resplit(body: bytes) -> list[Event]:
+    """Decode ``body`` whole, then byte by byte: the events must not change."""
+    events = run(body)
+    assert decode(new_decoder, [body[i : i + 1] for i in range(len(body))]) == events
+    return events
+
+
+CUSTOM_ITEM = {"id": "ctc_1", "type": "custom_tool_call", "call_id": "call_x", "name": "run_code"}
+CODE = 'print("hi")\n\tdone'
+
+
+def custom_added(index: int = 0) -> dict[str, Any]:
+    return {"type": "response.output_item.added", "output_index": index, "item": {**CUSTOM_ITEM, "input": ""}}
+
+
+def custom_done(index: int = 0, text: str = CODE) -> dict[str, Any]:
+    return {"type": "response.output_item.done", "output_index": index, "item": {**CUSTOM_ITEM, "input": text}}
+
+
+def input_delta(delta: str, index: int = 0) -> dict[str, Any]:
+    return {"type": "response.custom_tool_call_input.delta", "output_index": index, "item_id": "ctc_1", "delta": delta}
+
+
+def input_done(text: str = CODE, index: int = 0) -> dict[str, Any]:
+    return {"type": "response.custom_tool_call_input.done", "output_index": index, "item_id": "ctc_1", "input": text}
+
+
+def test_custom_tool_call_streams_its_free_text_input_as_an_input_argument() -> None:
+    # Streaming events reference: response.custom_tool_call_input.delta / .done; the
+    # custom_tool_call item (call_id, name, input) is run by the client, like a function call.
+    body = sse(
+        created(),
+        custom_added(),
+        input_delta('print("hi")'),
+        input_delta("\n\tdone"),
+        input_done(),
+        custom_done(),
+        completed(),
+    )
+    assert run_resplit(body) == [
+        Start("resp_1", NAME, "gpt-5"),
+        ToolCallStart(0, "call_x", "run_code"),
+        ToolArgsDelta(0, '{"input":"print(\\"hi\\")'),
+        ToolArgsDelta(0, "\\n\\tdone"),
+        ToolArgsDelta(0, '"}'),
+        ToolCallEnd(0, "call_x", "run_code", {"input": CODE}),
+        Usage(input_tokens=10, output_tokens=5),
+        Finish("tool_calls", "completed"),
+    ]
+
+
+def test_custom_tool_call_input_only_when_done() -> None:
+    events = run_resplit(sse(created(), custom_added(), custom_done(), completed()))
+    assert events[1:4] == [
+        ToolCallStart(0, "call_x", "run_code"),
+        ToolArgsDelta(0, msgspec.json.encode({"input": CODE}).decode()),
+        ToolCallEnd(0, "call_x", "run_code", {"input": CODE}),
+    ]
+    assert events[-1] == Finish("tool_calls", "completed")
+
+
+def test_custom_tool_call_with_empty_input_and_no_done_events() -> None:
+    # ``response.completed`` without the item's ``.done``: the call is still whole.
+    events = run_resplit(sse(created(), custom_added(), completed()))
+    assert ToolCallEnd(0, "call_x", "run_code", {"input": ""}) in events
+    assert events[-1] == Finish("tool_calls", "completed")
+
+
+def test_custom_tool_call_cut_by_max_output_tokens_is_never_salvaged() -> None:
+    incomplete = {
+        "type": "response.incomplete",
+        "response": {"id": "resp_1", "status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}},
+    }
+    events = run_resplit(sse(created(), custom_added(), input_delta("print("), incomplete))
+    assert last_error(events).code == "protocol"
+    assert not any(isinstance(e, ToolCallEnd) for e in events)
+
+
+def test_reasoning_text_sent_only_in_the_finished_item() -> None:
+    item = {
+        "id": "rs_0",
+        "type": "reasoning",
+        "summary": [],
+        "content": [{"type": "reasoning_text", "text": "Think first."}],
+    }
+    body = sse(
+        created(),
+        {"type": "response.output_item.added", "output_index": 0, "item": {**item, "content": []}},
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        message_added(1),
+        text_delta("Answer", 1),
+        completed(),
+    )
+    assert run_resplit(body)[1:3] == [ReasoningDelta("Think first."), TextDelta("Answer", 1)]
+
+
+def test_built_in_tool_items_are_not_client_tool_calls() -> None:
+    # Hosted tools run on OpenAI's side: their items and progress events carry nothing to run.
+    def item(index: int, **fields: Any) -> list[dict[str, Any]]:
+        return [
+            {"type": "response.output_item.added", "output_index": index, "item": {**fields, "status": "in_progress"}},
+            {"type": "response.output_item.done", "output_index": index, "item": {**fields, "status": "completed"}},
+        ]
+
+    body = sse(
+        created(),
+        *item(0, type="web_search_call", id="ws_0", action={"type": "search", "query": "q"}),
+        {"type": "response.file_search_call.searching", "output_index": 1, "item_id": "fs_1"},
+        *item(1, type="file_search_call", id="fs_1", queries=["q"], results=None),
+        {"type": "response.code_interpreter_call_code.delta", "output_index": 2, "item_id": "ci_2", "delta": "1+1"},
+        {"type": "response.code_interpreter_call_code.done", "output_index": 2, "item_id": "ci_2", "code": "1+1"},
+        *item(2, type="code_interpreter_call", id="ci_2", code="1+1", container_id="c", outputs=None),
+        {"type": "response.image_generation_call.partial_image", "output_index": 3, "item_id": "ig_3",
+         "partial_image_index": 0, "partial_image_b64": "AAAA"},
+        *item(3, type="image_generation_call", id="ig_3", result="AAAA"),
+        {"type": "response.mcp_call_arguments.delta", "output_index": 4, "item_id": "mcp_4", "delta": '{"n":'},
+        {"type": "response.mcp_call_arguments.done", "output_index": 4, "item_id": "mcp_4", "arguments": '{"n":1}'},
+        *item(4, type="mcp_call", id="mcp_4", name="roll", server_label="dice", arguments='{"n":1}', output="4"),
+        message_added(5),
+        text_delta("Done.", 5),
+        completed(),
+    )  # fmt: skip
+    assert run_resplit(body) == [
+        Start("resp_1", NAME, "gpt-5"),
+        TextDelta("Done.", 5),
+        Usage(input_tokens=10, output_tokens=5),
+        Finish("stop", "completed"),
+    ]
+
+
 # -- 2. any chunking gives the same events ----------------------------------------------------
 
 

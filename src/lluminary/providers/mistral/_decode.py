@@ -90,6 +90,7 @@ class _Chunk(msgspec.Struct, gc=False):
     # In-band errors: Mistral's error-body fields, or an OpenAI-style ``error`` member.
     message: Any = None
     type: str | None = None
+    code: str | int | None = None
     error: _ErrorBody | str | None = None
 
 
@@ -222,8 +223,12 @@ class MistralDecoder(BaseDecoder):
     def _in_band_error(self, chunk: _Chunk) -> None:
         err = chunk.error
         if isinstance(err, _ErrorBody):
-            message, kind = err.message, err.type or (str(err.code) if err.code is not None else None)
+            message, kinds = err.message, (err.code, err.type)
         else:
-            message, kind = err if err is not None else chunk.message, chunk.type
-        code: ErrorCode = TYPE_CODES.get(kind or "", "server")
+            message, kinds = err if err is not None else chunk.message, (chunk.code, chunk.type)
+        # The machine-readable ``code`` (``unknown_model``) is more precise than the ``type``;
+        # numeric codes ("1000") say nothing we map, so the type decides.
+        names = [str(k) for k in kinds if k is not None]
+        code: ErrorCode = next((TYPE_CODES[k] for k in names if k in TYPE_CODES), "server")
+        kind = names[-1] if names else None
         self.error(code, f"Mistral: {describe(message) or kind or 'error in the stream'}")

@@ -27,6 +27,7 @@ TYPE_CODES: Final[dict[str, ErrorCode]] = {
     "invalid_request_error": "invalid_request",
     "invalid_request": "invalid_request",
     "invalid_model": "not_found",
+    "unknown_model": "not_found",
     "model_not_found": "not_found",
     "unauthorized": "auth",
     "authentication_error": "auth",
@@ -37,6 +38,7 @@ TYPE_CODES: Final[dict[str, ErrorCode]] = {
     "context_length_exceeded": "context_length",
     "internal_error": "server",
     "internal_server_error": "server",
+    "server_error": "server",
     "api_error": "server",
     "timeout": "timeout",
 }
@@ -45,7 +47,13 @@ TYPE_CODES: Final[dict[str, ErrorCode]] = {
 # a 400 for an unknown model is ``not_found``, a 429 for exhausted capacity ``overloaded``.
 _PRECEDENCE: Final[dict[str, ErrorCode]] = {
     k: TYPE_CODES[k]
-    for k in ("invalid_model", "model_not_found", "service_tier_capacity_exceeded", "context_length_exceeded")
+    for k in (
+        "invalid_model",
+        "unknown_model",
+        "model_not_found",
+        "service_tier_capacity_exceeded",
+        "context_length_exceeded",
+    )
 }
 _decode_any: Final = msgspec.json.Decoder().decode
 

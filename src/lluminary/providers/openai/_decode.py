@@ -14,8 +14,12 @@ The stream is SSE ``data:`` lines of ``chat.completion.chunk`` objects ending in
   finish reason, usually with ``choices: []`` but sometimes on the last chunk
   that still has choices; cached and reasoning token details are kept (and
   DeepSeek's ``prompt_cache_hit_tokens``);
-- an in-band ``{"error": …}`` payload after HTTP 200, and vLLM's
-  ``{"object": "error", "message": …}``;
+- the deprecated ``delta.function_call`` (``functions`` API, finish reason
+  ``function_call``), streamed as one tool call per choice;
+- an in-band ``{"error": …}`` payload after HTTP 200, vLLM's
+  ``{"object": "error", "message": …}`` and a flat ``{"message", "type",
+  "code"}`` without ``choices``; a code or type OpenAI documents picks the error
+  code, else an HTTP status in ``code`` (proxies), else ``server``;
 - Azure's opening chunk (``choices: []``, empty id, prompt filter results),
   which is not the start of the answer.
 
@@ -31,7 +35,7 @@ import msgspec
 
 from lluminary.events import ErrorCode, FinishReason, RefusalDelta, TextDelta, Usage
 from lluminary.providers._decoder import BaseDecoder
-from lluminary.providers._errors import error_event
+from lluminary.providers._errors import code_for_status, error_event
 from lluminary.providers._framing import SSEFramer, SSEMessage
 from lluminary.providers.openai._errors import TYPE_CODES
 
@@ -56,6 +60,8 @@ class _Delta(msgspec.Struct, gc=False):
     reasoning_content: str | None = None
     reasoning: str | None = None
     tool_calls: list[_ToolCallDelta] | None = None
+    # Deprecated ``functions`` API: one call per choice, no id, no index.
+    function_call: _Function | None = None
 
 
 class _Choice(msgspec.Struct, gc=False):
@@ -102,6 +108,7 @@ class _Chunk(msgspec.Struct, gc=False):
 
 _decode_chunk: Final = msgspec.json.Decoder(_Chunk).decode
 _DONE: Final = b"[DONE]"
+_LEGACY_SLOT: Final = -1  # the vendor "index" of a legacy ``function_call``
 _FINISH: Final[dict[str, FinishReason]] = {
     "stop": "stop",
     "length": "length",
@@ -190,11 +197,16 @@ class OpenAIChatDecoder(BaseDecoder):
                 if text:
                     self._chars += len(text)
                     self._out.append(TextDelta(text, choice.index))
-                return
+                    return
+                # No text: a role-only chunk, or one of the rare shapes the fast
+                # path does not check for (the legacy ``function_call``); the
+                # general path below handles both, so text deltas pay nothing.
         if chunk.error is not None:
             self._in_band_error(chunk.error)
             return
-        if chunk.object == "error":
+        if chunk.object == "error" or (chunk.choices is None and chunk.message is not None):
+            # A flat error object: vLLM's ``{"object": "error", …}``, or a proxy's
+            # ``{"message", "type", "code"}`` (often under ``event: error``).
             self._in_band_error(_ErrorBody(chunk.message, chunk.type, chunk.code))
             return
         # Azure opens with a chunk of prompt filter results: no id, no choices.
@@ -219,6 +231,10 @@ class OpenAIChatDecoder(BaseDecoder):
             if delta.tool_calls:
                 for call in delta.tool_calls:
                     self._tool_delta(choice.index, call)
+            if delta.function_call is not None:
+                # The legacy call streams like one tool call: name first, then
+                # argument text. Its own slot keeps it apart from ``tool_calls``.
+                self._tool_delta(choice.index, _ToolCallDelta(_LEGACY_SLOT, None, delta.function_call))
         if choice.finish_reason is not None:
             if self._raw_finish is None:
                 self._raw_finish = choice.finish_reason
@@ -268,5 +284,11 @@ class OpenAIChatDecoder(BaseDecoder):
             message = err.message or "error"
             # The ``code`` (``context_length_exceeded``) is more precise than the ``type``.
             kinds = [str(k) for k in (err.code, err.type) if k is not None]
-        code: ErrorCode = next((TYPE_CODES[k] for k in kinds if k in TYPE_CODES), "server")
-        self.fail(error_event(code, message, provider=self.provider, secrets=self.secrets))
+        code: ErrorCode | None = next((TYPE_CODES[k] for k in kinds if k in TYPE_CODES), None)
+        if code is None:
+            # Proxies (OpenRouter, LiteLLM) put the upstream HTTP status in ``code``.
+            status = err.code if not isinstance(err, str) and isinstance(err.code, int) else None
+            code = code_for_status(status) if status is not None and 400 <= status < 600 else "server"
+        # Waiting does not add credit: as for the HTTP 429 of the same kind.
+        retryable = False if "insufficient_quota" in kinds else None
+        self.fail(error_event(code, message, provider=self.provider, retryable=retryable, secrets=self.secrets))

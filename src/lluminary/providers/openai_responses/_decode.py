@@ -9,7 +9,9 @@ no ``[DONE]``. The wire facts we rely on:
   closed by ``response.output_item.done`` with its ``output_index``. Items are
   ``message`` (``response.output_text.delta`` and ``response.refusal.delta``
   fragments), ``function_call`` (``id``, ``call_id``, ``name``, then
-  ``response.function_call_arguments.delta`` fragments and ``.done``) and
+  ``response.function_call_arguments.delta`` fragments and ``.done``),
+  ``custom_tool_call`` (``call_id``, ``name``, then free-text
+  ``response.custom_tool_call_input.delta`` fragments and ``.done``) and
   ``reasoning`` (``response.reasoning_summary_text.delta`` and
   ``response.reasoning_text.delta``; the final item may hold
   ``encrypted_content``);
@@ -28,8 +30,14 @@ and arguments arrive once even when a server sends no deltas. ``TextDelta.index`
 is the item's ``output_index``. A reasoning item's ``encrypted_content`` is the
 ``ReasoningDelta`` signature, so it can be sent back statelessly. A message or
 reasoning item that streamed no deltas gives its text once, from the finished
-item. Summary parts are passed on as received, without separators. Unknown event
-and item types (built-in tools, audio, annotations …) are skipped.
+item (summary, then raw ``reasoning_text``). A custom tool's input is text, not
+JSON, so its call's arguments are ``{"input": text}``, streamed as JSON pieces
+(the text JSON-escaped) so the deltas still concatenate to the arguments.
+Client-run calls are ``function_call`` and ``custom_tool_call``; the built-in
+tools (web search, file search, code interpreter, image generation, remote MCP)
+run on OpenAI's side and are not tool calls for the client. Summary parts are
+passed on as received, without separators. Unknown event and item types
+(built-in tools, audio, annotations …) are skipped.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ class _Item(msgspec.Struct, gc=False):
     call_id: str | None = None
     name: str | None = None
     arguments: str | None = None
+    input: str | None = None  # custom_tool_call
     encrypted_content: str | None = None
     content: list[_Content] | None = None
     summary: list[_Content] | None = None
@@ -107,6 +116,7 @@ class _Event(msgspec.Struct, gc=False):
     item_id: str | None = None
     delta: str | None = None
     arguments: str | None = None
+    input: str | None = None  # response.custom_tool_call_input.done
     # The ``error`` event: documented flat (``code``, ``message``); some servers nest it.
     code: str | None = None
     message: str | None = None
@@ -120,7 +130,16 @@ class _Head(msgspec.Struct, gc=False):
 _decode_event: Final = msgspec.json.Decoder(_Event).decode
 _decode_head: Final = msgspec.json.Decoder(_Head).decode
 _decode_item: Final = msgspec.json.Decoder(_Item).decode
-_ITEMS: Final = frozenset({"message", "function_call", "reasoning"})
+_encode_json: Final = msgspec.json.encode
+#: Calls the client runs. The other ``*_call`` items (web_search_call,
+#: file_search_call, code_interpreter_call, image_generation_call, mcp_call …)
+#: are run by OpenAI itself and end inside the same response.
+_CALLS: Final = frozenset({"function_call", "custom_tool_call"})
+_ITEMS: Final = _CALLS | {"message", "reasoning"}
+#: A custom tool's input is free text, not JSON; it is passed on as ``{"input": text}``.
+_INPUT_HEAD: Final = '{"input":"'
+_INPUT_TAIL: Final = '"}'
+
 _STARTS: Final = frozenset({"response.created", "response.in_progress", "response.queued"})
 _REASONING_DELTAS: Final = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
 #: Events whose shape we rely on. Any other event that does not fit our view
@@ -133,6 +152,8 @@ _HANDLED: Final = (
         "response.refusal.delta",
         "response.function_call_arguments.delta",
         "response.function_call_arguments.done",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
         "response.output_item.added",
         "response.output_item.done",
         "response.completed",
@@ -164,6 +185,11 @@ def usage_from(u: _Usage) -> Usage:
     )
 
 
+def _json_string_body(text: str) -> str:
+    """``text`` escaped as the inside of a JSON string; pieces escape independently."""
+    return _encode_json(text)[1:-1].decode()
+
+
 def _item(raw: msgspec.Raw) -> _Item | None:
     """The item, if it is of a type we read; other types are skipped."""
     if not raw or bytes(raw) == b"null":
@@ -187,6 +213,7 @@ class OpenAIResponsesDecoder(BaseDecoder):
         self._with_args: set[object] = set()  # open calls that received argument text
         self._closed: set[object] = set()  # calls already ended
         self._streamed: set[object] = set()  # items whose text arrived as deltas
+        self._custom: set[object] = set()  # open custom tool calls (free-text input)
 
     def _feed(self, data: bytes) -> None:
         self._messages(self._framer.feed(data))
@@ -240,6 +267,12 @@ class OpenAIResponsesDecoder(BaseDecoder):
             key = self._key(ev)
             if key in self.tools:
                 self._end_call(key, ev.arguments)
+        elif kind == "response.custom_tool_call_input.delta":
+            self._input(self._key(ev), ev.delta)
+        elif kind == "response.custom_tool_call_input.done":
+            key = self._key(ev)
+            if key in self.tools:
+                self._end_call(key, ev.input)
         elif kind in _STARTS:
             resp = ev.response or _Response()
             self.start(resp.id, resp.model)
@@ -273,22 +306,29 @@ class OpenAIResponsesDecoder(BaseDecoder):
 
     def _item_added(self, ev: _Event, item: _Item) -> None:
         key = self._item_key(ev, item)  # registered for every item, so deltas keyed by id find it
-        if item.type != "function_call" or key in self.tools or key in self._closed:
+        if item.type not in _CALLS or key in self.tools or key in self._closed:
             return
         self.emit(self.tools.start(key, item.call_id or item.id or f"call_{self.tools.count}", item.name or ""))
-        self._args(key, item.arguments)
+        if item.type == "custom_tool_call":
+            self._custom.add(key)
+            self._input(key, item.input)
+        else:
+            self._args(key, item.arguments)
 
     def _item_done(self, ev: _Event, item: _Item) -> None:
         key = self._item_key(ev, item)
-        if item.type == "function_call":
+        if item.type in _CALLS:
             if key not in self.tools and key not in self._closed:
                 self._item_added(ev, item)  # a server that skipped ``output_item.added``
             if key in self.tools:
-                self._end_call(key, item.arguments)
+                self._end_call(key, item.input if key in self._custom else item.arguments)
         elif item.type == "reasoning":
             if key not in self._streamed:
                 for part in item.summary or ():
                     self.reasoning(part.text or "")
+                for part in item.content or ():  # raw reasoning (gpt-oss) sent only whole
+                    if part.type == "reasoning_text":
+                        self.reasoning(part.text or "")
             if item.encrypted_content:
                 self.reasoning("", item.encrypted_content)
         elif item.type == "message" and key not in self._streamed:
@@ -305,8 +345,20 @@ class OpenAIResponsesDecoder(BaseDecoder):
                 self._with_args.add(key)
                 self.emit_all([delta])
 
+    def _input(self, key: object, fragment: str | None) -> None:
+        """A piece of a custom call's free-text input, as a piece of ``{"input": "…"}``."""
+        if fragment:
+            head = "" if key in self._with_args else _INPUT_HEAD
+            self._args(key, head + _json_string_body(fragment))
+
     def _end_call(self, key: object, arguments: str | None) -> None:
-        if key not in self._with_args:
+        if key in self._custom:
+            self._custom.discard(key)
+            if key in self._with_args:
+                self._args(key, _INPUT_TAIL)
+            else:  # the input only arrived whole (or is empty)
+                self._args(key, _INPUT_HEAD + _json_string_body(arguments or "") + _INPUT_TAIL)
+        elif key not in self._with_args:
             # No deltas came (some servers send the arguments only when done).
             self._args(key, arguments)
         self._with_args.discard(key)
@@ -321,4 +373,9 @@ class OpenAIResponsesDecoder(BaseDecoder):
             raw = details.reason if details is not None else None
             self.finish(incomplete_reason(raw), raw or "incomplete")
             return
+        # A completed response's custom calls are whole even if their ``.done`` was
+        # not sent; close them here, as ``finish`` would leave their JSON open. (A cut
+        # one, at ``response.incomplete``, stays invalid: never salvaged.)
+        for key in [k for k in self._custom if k in self.tools]:
+            self._end_call(key, None)
         self.finish("tool_calls" if self.tools.count else "stop", resp.status or "completed")
