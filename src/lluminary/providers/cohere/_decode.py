@@ -24,7 +24,7 @@ Usage counts are ``usage.tokens`` (what the model processed) and
 ``usage.billed_units`` (what is charged, which leaves out prompt-template and
 cached tokens); numbers may be floats. We report ``tokens``, minus
 ``cached_tokens``, which is a part of ``tokens.input_tokens``; billed units are
-the fallback when ``tokens`` is absent.
+the fallback for each count that ``tokens`` lacks.
 
 Compatible deployments may close with ``data: [DONE]``; before ``message-end``
 that is a cut stream. An object with no ``type`` but a ``message`` (the shape
