@@ -182,6 +182,7 @@ def test_failed_finish_reasons_are_typed_errors_after_usage(
         ("too many tokens: size limit exceeded by 1024 tokens", "context_length", False),
         ("You are using a Trial key, which is limited to 20 API calls / minute.", "rate_limited", True),
         ("trial token rate limit exceeded, limit is 100000 tokens per minute", "rate_limited", True),
+        ("rate limit exceeded: too many tokens per minute", "rate_limited", True),
         ("internal server error", "server", True),
     ],
 )

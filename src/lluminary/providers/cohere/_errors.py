@@ -35,11 +35,12 @@ _STATUS_CODES: Final[dict[int, ErrorCode]] = {
 # exceed 4081", "You are using a Trial key, which is limited to 20 API calls / minute",
 # "trial token rate limit exceeded, limit is 100000 tokens per minute".
 _PHRASES: Final[tuple[tuple[re.Pattern[str], ErrorCode], ...]] = (
+    # Rate limits first: a per-minute token limit must not read as a too-long prompt.
+    (re.compile(r"rate limit|too many requests|limited to \d+ api calls", re.I), "rate_limited"),
     (
         re.compile(r"too many tokens|context[ _-]?(length|window)|prompt is too long|exceeds? the (max|maximum)", re.I),
         "context_length",
     ),
-    (re.compile(r"rate limit|too many requests|limited to \d+ api calls", re.I), "rate_limited"),
     (re.compile(r"invalid api (token|key)|unauthori[sz]ed", re.I), "auth"),
     (re.compile(r"timed out|timeout|deadline exceeded", re.I), "timeout"),
     (re.compile(r"overloaded|over capacity|service unavailable", re.I), "overloaded"),
