@@ -316,6 +316,10 @@ def test_parallel_calls_keep_api_ids_and_ordinal_indexes() -> None:
         ("PROHIBITED_CONTENT", "content_filter"),
         ("SPII", "content_filter"),
         ("IMAGE_SAFETY", "content_filter"),
+        ("IMAGE_PROHIBITED_CONTENT", "content_filter"),
+        ("IMAGE_RECITATION", "content_filter"),
+        ("IMAGE_OTHER", "other"),
+        ("NO_IMAGE", "other"),
         ("LANGUAGE", "other"),
         ("OTHER", "other"),
         ("A_REASON_FROM_THE_FUTURE", "other"),
@@ -332,6 +336,8 @@ def test_finish_reasons(raw: str, reason: str) -> None:
     [
         ("MALFORMED_FUNCTION_CALL", "server", True),
         ("UNEXPECTED_TOOL_CALL", "server", True),
+        ("TOO_MANY_TOOL_CALLS", "server", True),
+        ("MALFORMED_RESPONSE", "server", True),
         ("MISSING_THOUGHT_SIGNATURE", "invalid_request", False),
     ],
 )

@@ -223,6 +223,7 @@ def test_a_missing_prompt_count_is_estimated() -> None:
         ("model 'nope' not found, try pulling it first", "not_found", False),
         ("input length exceeds the context length", "context_length", False),
         ("timed out waiting for llama runner to start", "timeout", True),
+        ("you (user) have reached your hourly rate limit, please try again later", "rate_limited", True),
     ],
 )
 def test_in_band_error_classification(text: str, code: str, retryable: bool) -> None:

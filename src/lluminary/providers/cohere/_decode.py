@@ -24,12 +24,14 @@ Usage counts are ``usage.tokens`` (what the model processed) and
 ``usage.billed_units`` (what is charged, which leaves out prompt-template and
 cached tokens); numbers may be floats. We report ``tokens``, minus
 ``cached_tokens``, which is a part of ``tokens.input_tokens``; billed units are
-the fallback when ``tokens`` is absent.
+the fallback for each count that ``tokens`` lacks.
 
 Compatible deployments may close with ``data: [DONE]``; before ``message-end``
 that is a cut stream. An object with no ``type`` but a ``message`` (the shape
-of Cohere's error bodies), or ``type: "error"``, is an in-band error. Unknown
-event types are skipped, also when their fields have shapes we do not expect.
+of Cohere's error bodies), or ``type: "error"``, is an in-band error. Its text,
+like ``message-end``'s ``delta.error``, is classified by phrase
+(``_errors.classify``): there is no status after HTTP 200. Unknown event types
+are skipped, also when their fields have shapes we do not expect.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import msgspec
 from lluminary.events import ErrorCode, FinishReason, Usage
 from lluminary.providers._decoder import BaseDecoder, ProtocolViolationError
 from lluminary.providers._framing import SSEFramer, SSEMessage
+from lluminary.providers.cohere._errors import classify
 
 __all__ = ["CohereDecoder", "finish_reason"]
 
@@ -133,21 +136,17 @@ def finish_reason(raw: str | None) -> FinishReason:
 
 def usage_from(u: _Usage) -> Usage:
     cached = int(u.cached_tokens or 0)
-    tokens = u.tokens
-    if tokens is not None and (tokens.input_tokens is not None or tokens.output_tokens is not None):
-        prompt = int(tokens.input_tokens or 0)
-        return Usage(
-            input_tokens=max(prompt - cached, 0),
-            output_tokens=int(tokens.output_tokens or 0),
-            cache_read_tokens=min(cached, prompt),
-        )
+    tokens = u.tokens or _Tokens()
     billed = u.billed_units or _Tokens()
-    # Billed input already leaves the cached part out.
-    return Usage(
-        input_tokens=int(billed.input_tokens or 0),
-        output_tokens=int(billed.output_tokens or 0),
-        cache_read_tokens=cached,
-    )
+    # Each count falls back on its own: ``tokens`` may name only one side.
+    if tokens.input_tokens is not None:
+        prompt = int(tokens.input_tokens)
+        input_tokens, cache_read = max(prompt - cached, 0), min(cached, prompt)
+    else:
+        # Billed input already leaves the cached part out.
+        input_tokens, cache_read = int(billed.input_tokens or 0), cached
+    output = tokens.output_tokens if tokens.output_tokens is not None else billed.output_tokens
+    return Usage(input_tokens=input_tokens, output_tokens=int(output or 0), cache_read_tokens=cache_read)
 
 
 class CohereDecoder(BaseDecoder):
@@ -205,7 +204,8 @@ class CohereDecoder(BaseDecoder):
         elif kind == "message-end":
             self._end(ev.delta or _Delta())
         elif kind == "error" or sse_event == "error" or (not kind and ev.message):
-            self.error("server", ev.message or "Cohere reported an error in the stream")
+            message = ev.message or "Cohere reported an error in the stream"
+            self.error(classify(message), message)
         # content-end, citation-start/-end, debug and unknown types carry nothing for us.
 
     def _content(self, ev: _Event) -> None:
@@ -256,6 +256,8 @@ class CohereDecoder(BaseDecoder):
         failed = _FAILED.get(raw.upper()) if raw else None
         if failed is not None or delta.error:
             detail = delta.error or f"the generation ended with finish_reason {raw}"
-            self.error(failed or "server", f"Cohere: {detail}")
+            # The text is more precise than ERROR ("too many tokens: …"); TIMEOUT says it all.
+            code = failed if failed == "timeout" else classify(delta.error or "", failed or "server")
+            self.error(code, f"Cohere: {detail}")
             return
         self.finish(finish_reason(raw), raw)

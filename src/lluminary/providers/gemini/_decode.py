@@ -25,9 +25,11 @@ has ``candidates[]`` (``content.parts[]``, ``finishReason``, ``index``),
 - Outcomes that are not a normal stop become errors, never a quiet ``finish``:
   a blocked prompt (``promptFeedback.blockReason``, no candidates) is an
   ``error`` with code ``content_filter`` because nothing was generated and
-  retrying cannot help; ``MALFORMED_FUNCTION_CALL``, ``UNEXPECTED_TOOL_CALL`` and
-  ``MALFORMED_RESPONSE`` are model failures (``server``, retryable, since a
-  fresh sample usually succeeds); ``MISSING_THOUGHT_SIGNATURE`` means our history
+  retrying cannot help; ``MALFORMED_FUNCTION_CALL``, ``UNEXPECTED_TOOL_CALL``,
+  ``TOO_MANY_TOOL_CALLS`` (the API "exited execution" after too many
+  consecutive tool calls, so the turn has no answer) and ``MALFORMED_RESPONSE``
+  are model failures (``server``, retryable, since a fresh sample usually
+  succeeds); ``MISSING_THOUGHT_SIGNATURE`` means our history
   was incomplete (``invalid_request``). An ``{"error": …}`` payload after
   HTTP 200 maps like an HTTP error body.
 """
@@ -116,6 +118,7 @@ _FINISH: Final[dict[str, FinishReason]] = {
 _FAILED: Final[dict[str, tuple[ErrorCode, bool]]] = {
     "MALFORMED_FUNCTION_CALL": ("server", True),
     "UNEXPECTED_TOOL_CALL": ("server", True),
+    "TOO_MANY_TOOL_CALLS": ("server", True),
     "MALFORMED_RESPONSE": ("server", True),
     "MISSING_THOUGHT_SIGNATURE": ("invalid_request", False),
 }

@@ -8,8 +8,8 @@ After HTTP 200 there is no status at all, only the text of a last NDJSON line.
 We classify it by phrase and otherwise call it a ``server`` error that is *not*
 retryable: mid-stream failures of a local runner (a crashed or out-of-memory
 model, a bad template) repeat on every attempt, and some output may already have
-gone downstream. Only texts that say the server is busy or timed out are marked
-retryable.
+gone downstream. Only texts that say the server is busy, rate limited or timed
+out are marked retryable.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ _PHRASES: Final[tuple[tuple[re.Pattern[str], ErrorCode, bool], ...]] = (
     (re.compile(r"context (length|window|size)|too long|exceeds? .*(context|limit)", re.I), "context_length", False),
     (re.compile(r"model .*not found|not found, try pulling|no such model", re.I), "not_found", False),
     (re.compile(r"server busy|too many (concurrent )?requests|maximum pending requests", re.I), "overloaded", True),
+    # Cloud models answer 429 "when a rate limit is exceeded" (docs/api/errors); the same
+    # text can come as the last NDJSON line once the stream has started.
+    (re.compile(r"rate limit", re.I), "rate_limited", True),
     (re.compile(r"timed out|timeout|deadline exceeded", re.I), "timeout", True),
     (re.compile(r"unauthori[sz]ed|invalid api key|authentication", re.I), "auth", False),
 )
