@@ -512,6 +512,25 @@ def test_legacy_function_call_is_one_tool_call() -> None:
     ]
 
 
+def test_text_and_a_legacy_function_call_in_one_chunk_keep_both() -> None:
+    # The text fast path must not swallow a call riding on the same delta (LiteLLM #18238's shape).
+    body = sse(
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Checking.", "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}),
+        chunk(finish="function_call"),
+        usage_chunk(USAGE),
+    )
+    assert run_resplit(body) == [
+        START,
+        TextDelta("Checking."),
+        ToolCallStart(0, "call_0", "get_weather"),
+        ToolArgsDelta(0, '{"city": "Paris"}'),
+        ToolCallEnd(0, "call_0", "get_weather", {"city": "Paris"}),
+        Usage(input_tokens=10, output_tokens=5),
+        Finish("tool_calls", "function_call"),
+    ]
+
+
 def test_legacy_function_call_truncated_json_is_a_protocol_error() -> None:
     body = sse(chunk({"function_call": {"name": "f", "arguments": '{"a":'}}), chunk(finish="function_call"))
     events = run_resplit(body)

@@ -247,3 +247,79 @@ def test_any_stream_split_anywhere_frames_the_same(
     expected = [SSEMessage(name or "message", b"\n".join(values)) for name, values in messages]
     assert frame(body) == expected
     assert frame(*split(body, cuts)) == expected
+
+
+# -- against a reference: the spec's rules, one line at a time ------------------------------
+
+
+def _reference(body: bytes) -> tuple[list[SSEMessage], bool]:
+    """The WHATWG rules applied line by line to a whole body, plus our close rule.
+
+    The framer takes whole messages at a time where it can; this is the slow, plain
+    reading it must agree with for any input and any chunking.
+    """
+    if body.startswith(BOM):
+        body = body[len(BOM) :]
+    lines = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    last = lines.pop()
+    if last:
+        lines.append(last)  # close() reads a last line that lacks its line ending
+    lines.append(b"")  # and then dispatches as a blank line would
+    out: list[SSEMessage] = []
+    event, data = "", []
+    for line in lines:
+        if not line:
+            if data:
+                out.append(SSEMessage(event or "message", b"\n".join(data)))
+            event, data = "", []
+            continue
+        if line.startswith(b":"):
+            continue
+        name, sep, value = line.partition(b":")
+        if sep and value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            try:
+                event = value.decode()
+            except UnicodeDecodeError:
+                return out, True
+    return out, False
+
+
+_field_values = st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+_lines = st.one_of(
+    _field_values.map(lambda v: b"data: " + v),
+    _field_values.map(lambda v: b"data:" + v),
+    st.just(b"data"),
+    st.sampled_from([b"", b"message_start", b"content_block_delta", b"\xff\xfe"]).map(lambda n: b"event: " + n),
+    st.sampled_from([b"event:ping", b": keep-alive", b"id: 7", b"retry: 100", b"foo: bar", b""]),
+)
+# Mostly the shapes providers send (one data line, or an event line and one data line,
+# then a blank line), mixed with everything else the spec allows.
+_blocks = st.one_of(
+    _field_values.map(lambda v: [b"data: " + v, b""]),
+    st.tuples(_field_values, _field_values).map(lambda p: [b"event: x" + p[0], b"data: " + p[1], b""]),
+    st.lists(_lines, max_size=5),
+)
+
+
+@given(
+    blocks=st.lists(_blocks, max_size=12),
+    eols=st.lists(st.sampled_from([b"\n", b"\r\n", b"\r"]), min_size=1, max_size=3),
+    cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=20),
+    bom=st.booleans(),
+    ending=st.sampled_from([b"", b"\n", b"data: tail"]),
+)
+def test_framing_agrees_with_the_line_by_line_reading(
+    blocks: list[list[bytes]], eols: list[bytes], cuts: list[int], bom: bool, ending: bytes
+) -> None:
+    lines = [line for block in blocks for line in block]
+    body = bytearray(BOM if bom else b"")
+    for i, line in enumerate(lines):
+        body += line + eols[i % len(eols)]
+    body = bytes(body + ending)
+    expected = _reference(body)
+    assert frame_until_error(body) == expected
+    assert frame_until_error(*split(body, cuts)) == expected

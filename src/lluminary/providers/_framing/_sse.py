@@ -6,8 +6,10 @@ line dispatches. Comments (``:``) and the ``id``/``retry`` fields are read and
 dropped: our providers do not resume streams by id. A UTF-8 byte order mark at
 the very start is skipped, as the spec says (it may arrive split over chunks).
 
-The fast path is one ``split`` per chunk; payloads stay ``bytes`` so the decoder
-can hand them straight to msgspec. Input that cannot be framed raises
+The fast path is one ``split`` per chunk into whole messages, each a single
+``data:`` line or an ``event:`` and a ``data:`` line; everything else goes through
+a line-at-a-time machine. Payloads stay ``bytes`` so the decoder can hand them
+straight to msgspec. Input that cannot be framed raises
 :class:`FramingError`, but only after the messages framed before it have been
 returned, so a decoder sees the same messages however the bytes were chunked.
 """
@@ -101,14 +103,24 @@ class SSEFramer:
         if self._tail:
             chunk = b"".join([self._buf, *self._tail, chunk])
             self._buf, self._tail, self._tail_size = b"", [], 0
-        buf = self._buf + chunk if self._buf else chunk
-        lines = buf.split(b"\n")
-        self._buf = lines.pop()
+        partial = self._buf
+        buf = partial + chunk if partial else chunk
+        self._buf = b""
         out: list[SSEMessage] = []
         try:
-            self._lines(lines, out)
-            if len(self._buf) > MAX_MESSAGE_BYTES:
-                raise FramingError("SSE line exceeds the size limit")
+            if partial or self._data or self._event:
+                # A message is in progress: the line machine takes it to its end (a blank
+                # line opening the chunk, after a line that ended the last one, included).
+                end = buf.find(b"\n\n")
+                if end < 0:
+                    self._lines_of(buf, out)
+                    return out
+                end += 2
+                lines = buf[:end].split(b"\n")
+                lines.pop()
+                self._lines(lines, out)
+                buf = buf[end:]
+            self._blocks(buf, out)
         except FramingError as exc:
             if not out:
                 raise
@@ -117,6 +129,44 @@ class SSEFramer:
             # where the chunk boundaries fell.
             self._error = exc
         return out
+
+    def _blocks(self, buf: bytes, out: list[SSEMessage]) -> None:
+        """Frame ``buf``, which starts a message, a whole message at a time.
+
+        Nearly every message a provider sends is one ``data:`` line, or an ``event:``
+        line and one ``data:`` line: those are cut out of the block directly, without
+        a pass per line. Any other block goes through the line machine, which ends it
+        as a blank line would; what follows the last blank line is the start of the
+        next message, left to the line machine as well.
+        """
+        blocks = buf.split(b"\n\n")
+        rest = blocks.pop()
+        append = out.append
+        for block in blocks:
+            if block[:6] == b"data: ":
+                if b"\n" not in block:
+                    append(_message(("message", block[6:])))
+                    continue
+            elif block[:7] == b"event: ":
+                cut = block.find(b"\n")
+                if block[cut + 1 : cut + 7] == b"data: " and block.find(b"\n", cut + 1) < 0 < cut:
+                    append(_message((_event_name(block[7:cut]) or "message", block[cut + 7 :])))
+                    continue
+            elif not block:
+                continue  # a blank line with nothing before it dispatches nothing
+            lines = block.split(b"\n")
+            lines.append(b"")
+            self._lines(lines, out)
+        if rest:
+            self._lines_of(rest, out)
+
+    def _lines_of(self, buf: bytes, out: list[SSEMessage]) -> None:
+        """Run the line machine over ``buf``'s complete lines and keep its last, partial one."""
+        lines = buf.split(b"\n")
+        self._buf = lines.pop()
+        self._lines(lines, out)
+        if len(self._buf) > MAX_MESSAGE_BYTES:
+            raise FramingError("SSE line exceeds the size limit")
 
     def _lines(self, lines: list[bytes], out: list[SSEMessage]) -> None:
         # The hot loop: blank lines and "data: " lines are handled inline (one

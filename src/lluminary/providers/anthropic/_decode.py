@@ -124,31 +124,32 @@ class AnthropicDecoder(BaseDecoder):
         self._messages(self._framer.feed(data))
 
     def _messages(self, messages: list[SSEMessage]) -> None:
-        for message in messages:
-            self._event(message)
+        out = self._out
+        for name, data in messages:
+            if data[:1] != b"{" and not data.strip():
+                continue  # an empty ``data:`` carries nothing (keep-alives from proxies)
+            ev = _decode_event(data)
+            delta = ev.delta
+            if delta is not None and delta.type == "text_delta" and (ev.type or name) == "content_block_delta":
+                # The fast path: most events of a stream are text deltas.
+                text = delta.text
+                if text:
+                    self._chars += len(text)
+                    out.append(TextDelta(text, ev.index))
+                continue
+            self._event(ev, name)
             if self._done:
                 return
 
     def _close(self) -> None:
         self._messages(self._framer.close())
 
-    def _event(self, message: SSEMessage) -> None:
-        if not message.data.strip():
-            return  # an empty ``data:`` carries nothing (keep-alives from proxies)
-        ev = _decode_event(message.data)
+    def _event(self, ev: _Event, name: str) -> None:
         # Every documented payload repeats its event name in ``type``; the SSE name
         # is the fallback for proxies that drop it.
-        kind = ev.type or message.event
+        kind = ev.type or name
         if kind == "content_block_delta":
-            delta = ev.delta
-            if delta is not None and delta.type == "text_delta":
-                # The fast path: most events of a stream are text deltas.
-                text = delta.text
-                if text:
-                    self._chars += len(text)
-                    self._out.append(TextDelta(text, ev.index))
-                return
-            self._delta(ev.index, delta)
+            self._delta(ev.index, ev.delta)
         elif kind == "content_block_start":
             self._block_start(ev.index, ev.content_block)
         elif kind == "content_block_stop":

@@ -161,12 +161,37 @@ class OpenAIChatDecoder(BaseDecoder):
         self._messages(self._framer.feed(data))
 
     def _messages(self, messages: list[SSEMessage]) -> None:
-        for message in messages:
-            payload = message.data
-            if payload.strip() == _DONE:
-                self._end()
+        out = self._out
+        for _, payload in messages:
+            if payload[:1] == b"{":
+                chunk = _decode_chunk(payload)
+                choices = chunk.choices
+                if self._started and choices and len(choices) == 1 and chunk.usage is None and chunk.error is None:
+                    # The fast path, nearly every chunk of a stream: one choice with plain text.
+                    choice = choices[0]
+                    delta = choice.delta
+                    if (
+                        delta is not None
+                        and choice.finish_reason is None
+                        and delta.tool_calls is None
+                        and delta.refusal is None
+                        and delta.reasoning_content is None
+                        and delta.reasoning is None
+                        and delta.function_call is None
+                    ):
+                        text = delta.content
+                        if text:
+                            self._chars += len(text)
+                            out.append(TextDelta(text, choice.index))
+                            continue
+                self._chunk(chunk)
             else:
-                self._chunk(payload)
+                stripped = payload.strip()
+                if stripped == _DONE:
+                    self._end()
+                elif stripped:
+                    self._chunk(_decode_chunk(payload))
+                # An empty ``data:`` carries nothing (keep-alives from proxies).
             if self._done:
                 return
 
@@ -176,31 +201,8 @@ class OpenAIChatDecoder(BaseDecoder):
     def _end(self) -> None:
         self.finish(finish_reason(self._raw_finish), self._raw_finish)
 
-    def _chunk(self, payload: bytes) -> None:
-        if not payload.strip():
-            return
-        chunk = _decode_chunk(payload)
-        choices = chunk.choices
-        if self._started and choices and len(choices) == 1 and chunk.usage is None and chunk.error is None:
-            # The fast path, nearly every chunk of a stream: one choice with plain text.
-            choice = choices[0]
-            delta = choice.delta
-            if (
-                delta is not None
-                and choice.finish_reason is None
-                and delta.tool_calls is None
-                and delta.refusal is None
-                and delta.reasoning_content is None
-                and delta.reasoning is None
-            ):
-                text = delta.content
-                if text:
-                    self._chars += len(text)
-                    self._out.append(TextDelta(text, choice.index))
-                    return
-                # No text: a role-only chunk, or one of the rare shapes the fast
-                # path does not check for (the legacy ``function_call``); the
-                # general path below handles both, so text deltas pay nothing.
+    def _chunk(self, chunk: _Chunk) -> None:
+        """Everything but the fast path of :meth:`_messages`."""
         if chunk.error is not None:
             self._in_band_error(chunk.error)
             return
