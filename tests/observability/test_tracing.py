@@ -355,3 +355,38 @@ async def test_works_without_an_sdk_and_keeps_the_stream_unchanged() -> None:
 
 def test_repr() -> None:
     assert repr(Tracing(trace.NoOpTracerProvider(), capture_content=True)) == "Tracing(capture_content=True)"
+
+
+def test_the_default_runtime_context_is_switched_through_its_context_var() -> None:
+    # Per event the span becomes current and is undone again: with OpenTelemetry's
+    # default runtime context that is its ContextVar's set/reset, not the API's calls.
+    from opentelemetry import context
+
+    from lluminary.engine.operators._tracing import _context_switch
+
+    attach, detach = _context_switch(context)
+    var = context._RUNTIME_CONTEXT._current_context  # type: ignore[attr-defined]
+    assert attach == var.set
+    assert detach == var.reset
+    marker = context.set_value("lluminary.test", 1)
+    token = attach(marker)
+    assert context.get_value("lluminary.test") == 1
+    detach(token)
+    assert context.get_value("lluminary.test") is None
+
+
+def test_another_runtime_context_goes_through_the_api() -> None:
+    import types
+
+    from opentelemetry import context
+
+    from lluminary.engine.operators._tracing import _context_switch
+
+    class Other:
+        _current_context = None
+
+    other = types.ModuleType("otel_context_stand_in")
+    other._RUNTIME_CONTEXT = Other()  # type: ignore[attr-defined]
+    other.attach = context.attach  # type: ignore[attr-defined]
+    other.detach = context.detach  # type: ignore[attr-defined]
+    assert _context_switch(other) == (context.attach, context.detach)
