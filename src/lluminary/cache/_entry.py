@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from array import array
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -45,6 +46,7 @@ from lluminary.events import (
     RateLimitWait,
     Retry,
     Start,
+    TextDelta,
     decode_events_msgpack,
     encode_events_msgpack,
 )
@@ -97,38 +99,62 @@ def decode_entry(value: bytes) -> tuple[list[Event], list[int]] | None:
 
 
 class Recorder:
-    """Collects a live stream for a cache write; holds nothing but the events and their gaps.
+    """Collects a live stream for a cache write; holds nothing but the events and their times.
+
+    Text deltas, nearly every event of a stream, are held as their bare text (the
+    string the consumer has anyway), and the times as one array of floats: a
+    recording costs a list slot and 8 bytes per event, not a second object. The
+    gaps and the events themselves are made once, when the entry is written.
 
     Past ``max_events`` it gives up and frees what it held: a stream that long is
     not worth the memory, and a partial recording must never be written.
     """
 
-    __slots__ = ("_last", "events", "gaps_ms", "max_events", "overflowed")
+    __slots__ = ("_begun", "_events", "_times", "max_events", "overflowed")
 
     def __init__(self, max_events: int) -> None:
         self.max_events = max_events
-        self.events: list[Event] = []
-        self.gaps_ms: list[int] = []
+        self._events: list[Event | str] = []  # a str is the text of a TextDelta at index 0
+        self._times = array("d")
         self.overflowed = False
         # The clock asyncio's loop (so anyio) runs on, read directly: anyio.current_time()
         # asks sniffio for the running library on every call, over 1 µs per recorded event.
-        self._last = time.monotonic()
+        self._begun = time.monotonic()
 
     def add(self, event: Event) -> None:
-        if self.overflowed or isinstance(event, LIVE_ONLY):
+        if event.__class__ is TextDelta:
+            item: Event | str = event.text if event.index == 0 else event
+        elif isinstance(event, LIVE_ONLY):
             return
-        if len(self.events) >= self.max_events:
+        else:
+            item = event
+        if self.overflowed:
+            return
+        events = self._events
+        if len(events) >= self.max_events:
             self.overflowed = True
-            self.events = []
-            self.gaps_ms = []
+            self._events = []
+            self._times = array("d")
             return
-        now = time.monotonic()
-        self.gaps_ms.append(max(0, round((now - self._last) * 1000)))
-        self._last = now
-        self.events.append(event)
+        events.append(item)
+        self._times.append(time.monotonic())
+
+    @property
+    def events(self) -> list[Event]:
+        """The events recorded so far, as they were."""
+        return [TextDelta(item) if item.__class__ is str else item for item in self._events]  # type: ignore[misc]
+
+    def gaps_ms(self) -> list[int]:
+        """Milliseconds between the previous event (or the recording's start) and each event."""
+        gaps: list[int] = []
+        last = self._begun
+        for at in self._times:
+            gaps.append(max(0, round((at - last) * 1000)))
+            last = at
+        return gaps
 
     def entry(self) -> bytes:
-        return CacheEntry(ENTRY_VERSION, encode_events_msgpack(self.events), self.gaps_ms, time.time()).encode()
+        return CacheEntry(ENTRY_VERSION, encode_events_msgpack(self.events), self.gaps_ms(), time.time()).encode()
 
 
 async def replay(events: list[Event], gaps_ms: list[int], hit: CacheHit, *, pace: bool) -> AsyncGenerator[Event, None]:
