@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+import pytest
 
 from lluminary import Engine
 from lluminary.events import ChatRequest, Error, Finish, Message, TextDelta
@@ -89,3 +90,30 @@ async def test_a_pooled_connection_reused_after_a_watched_body_still_times_out()
     assert isinstance(last, Error)
     assert last.code == "timeout"
     assert took < 1.0
+
+
+async def test_a_small_read_buffer_pauses_the_socket_but_loses_nothing() -> None:
+    # The read buffer bounds what one connection holds in memory when the consumer is
+    # slower than the server (aiohttp pauses reading past twice the buffer). Events bigger
+    # than it, and a consumer that falls behind, still get every byte, in order.
+    big = fixture_bytes("openai_chat", "tool_call_stream_include_usage.sse")
+    small = AiohttpTransport(read_buffer=1024)
+    default = AiohttpTransport()
+    try:
+        async with ReplayServer([Reply(big), Reply(big), Reply(OPENAI_TEXT), Reply(OPENAI_TEXT)]) as server:
+            _, through_small = await run(server, small, pause=0.01)
+            _, through_default = await run(server, default)
+            _, text_small = await run(server, small, pause=0.01)
+            _, text_default = await run(server, default)
+    finally:
+        await small.aclose()
+        await default.aclose()
+    assert through_small == through_default
+    assert text_small == text_default
+    assert isinstance(through_small[-1], Finish)
+    check_invariants(through_small)
+
+
+def test_a_read_buffer_below_a_kilobyte_is_refused() -> None:
+    with pytest.raises(ValueError, match="read_buffer"):
+        AiohttpTransport(read_buffer=100)

@@ -188,7 +188,14 @@ class _ReadWatch:
 
 
 class AiohttpTransport:
-    """The default transport. Owns its session unless one is passed in."""
+    """The default transport. Owns its session unless one is passed in.
+
+    ``read_buffer`` is what one connection may hold of a body its consumer has not
+    read yet (aiohttp stops reading the socket at twice that, and the rest waits in
+    the kernel): streamed events are small, and at thousands of streams a consumer
+    that falls behind should not cost 128 KiB of process memory each, aiohttp's
+    default. It applies to the session this transport makes, not to one passed in.
+    """
 
     def __init__(
         self,
@@ -197,12 +204,16 @@ class AiohttpTransport:
         connect_timeout: float = 10.0,
         read_timeout: float | None = 300.0,
         limit: int = 1000,
+        read_buffer: int = 16 * 1024,
     ) -> None:
+        if read_buffer < 1024:
+            raise ValueError("read_buffer must be at least 1024 bytes")
         self._session = session
         self._owned = session is None
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._limit = limit
+        self._read_buffer = read_buffer
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -215,6 +226,7 @@ class AiohttpTransport:
                     total=None, sock_connect=self._connect_timeout, sock_read=self._read_timeout
                 ),
                 auto_decompress=True,
+                read_bufsize=self._read_buffer,
             )
             self._owned = True
         return self._session
