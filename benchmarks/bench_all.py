@@ -73,7 +73,11 @@ def worker(args: argparse.Namespace, scenario: str, client: str, provider: str, 
     if args.client_cpu is not None:
         cmd += ["--cpu", str(args.client_cpu)]
     for key, value in opts.items():
-        cmd += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        if value is True:
+            cmd.append(flag)
+        elif value is not False:
+            cmd += [flag, str(value)]
     return run_worker(cmd)
 
 
@@ -164,23 +168,52 @@ def s2(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         results[provider] = {n: _s2_summary(s, provider) for n, s in samples.items()}
         for name in names:
             summary = results[provider][name]
-            if "wall_s" not in summary or not args.s2_growth_chunks:
+            if "wall_s" not in summary:
                 continue
-            log(f"S2 {provider} {name} {streams[name]}x{args.s2_growth_chunks} (growth)")
-            grown = worker(args, "s2", name, provider, streams=streams[name], chunks=args.s2_growth_chunks)
-            summary["growth"] = grown
-            if "bytes_per_stream" in grown:
-                extra = args.s2_growth_chunks - args.s2_chunks
-                summary["bytes_per_extra_chunk"] = (grown["bytes_per_stream"] - summary["bytes_per_stream"]) / extra
+            _s2_in_flight(args, summary, name, provider, streams[name])
         floor = results[provider]["floor"]
         for summary in results[provider].values():
             if "wall_s" not in summary or "wall_s" not in floor:
                 continue
-            for key in ("wall_us_per_event", "cpu_us_per_event", "bytes_per_stream", "bytes_per_extra_chunk"):
+            for key in S2_RATIOS:
                 if key in summary and key in floor and floor[key] > 0:
                     summary[f"{key}_ratio"] = summary[key] / floor[key]
-            summary["peak_rss_ratio"] = summary["peak_rss"] / floor["peak_rss"]
     return results
+
+
+#: The S2 figures reported as a ratio to the floor's.
+S2_RATIOS = (
+    "wall_us_per_event",
+    "cpu_us_per_event",
+    "peak_rss",
+    "bytes_per_stream",
+    "rss_in_flight",
+    "in_flight_bytes_per_stream",
+    "bytes_per_extra_chunk",
+)
+
+
+def _s2_in_flight(args: argparse.Namespace, summary: dict[str, Any], name: str, provider: str, streams: int) -> None:
+    """Memory with every stream held in flight, at S2's length and at the longer one: per stream, and its growth.
+
+    The free-running S2 peak depends on how far the streams happened to overlap
+    (a client that finishes streams one after another peaks low); held, all of them
+    are live at once with the same number of chunks received, so per-stream memory
+    and its growth per extra chunk are the client's own.
+    """
+    lengths = [args.s2_chunks] + ([args.s2_growth_chunks] if args.s2_growth_chunks else [])
+    held: list[dict[str, Any]] = []
+    for chunks in lengths:
+        log(f"S2 {provider} {name} {streams}x{chunks} (all held in flight)")
+        held.append(worker(args, "s2", name, provider, streams=streams, chunks=chunks, in_flight=True))
+    summary["in_flight"] = held
+    if "bytes_per_stream" not in held[0]:
+        return
+    summary["rss_in_flight"] = held[0]["rss_in_flight"]
+    summary["in_flight_bytes_per_stream"] = held[0]["bytes_per_stream"]
+    if len(held) > 1 and "bytes_per_stream" in held[1]:
+        extra = args.s2_growth_chunks - args.s2_chunks
+        summary["bytes_per_extra_chunk"] = (held[1]["bytes_per_stream"] - held[0]["bytes_per_stream"]) / extra
 
 
 def s3(args: argparse.Namespace) -> dict[str, dict[str, Any]]:

@@ -17,11 +17,14 @@ in-memory exporter, Cost, a Cache that always misses, Retry, Timeout). It is not
 in :data:`CLIENTS` (``bench_stream.py`` compares the bare engine); ``peers.py``
 registers it with the other clients of ``bench_all.py``.
 
-Both sessions use the same connection-pool limit and timeouts as LLuMinary's
-default transport, so the ratio measures LLuMinary's own layers (framing,
-decoding, event objects, generators, the engine) and not a difference in aiohttp
-configuration. Each client returns an :class:`Outcome`; the harness checks it
-against the expected text, usage and end marker, so no client can skip work.
+Both sessions use the same connection-pool limit as LLuMinary's default
+transport. The floor sets no read timeout: aiohttp then schedules no timer per
+socket read, the least work a client over aiohttp can do. LLuMinary keeps its
+300 s read timeout (one lazy timer per body, see ``lluminary.providers._http``),
+so the ratio measures LLuMinary's own layers (framing, decoding, event objects,
+generators, the engine, the timeout) against the cheapest correct reader. Each
+client returns an :class:`Outcome`; the harness checks it against the expected
+text, usage and end marker, so no client can skip work.
 """
 
 from __future__ import annotations
@@ -61,9 +64,11 @@ __all__ = [
     "lluminary_pipeline_client",
 ]
 
-#: What LLuMinary's AiohttpTransport configures by default; the floor uses the same.
+#: The pool limit and read buffer of LLuMinary's AiohttpTransport; the floor uses the same.
 POOL_LIMIT = 1000
-TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=300.0)
+READ_BUFFER = 16 * 1024
+#: No read timeout for the floor: aiohttp's ``sock_read`` would move a loop timer on every read.
+TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10.0)
 API_KEY = "bench"
 
 
@@ -266,7 +271,7 @@ async def floor_client(target: Target) -> AsyncIterator[StreamFn]:
     tool, url = target.tool, target.url
     run = _floor_openai if target.provider == "openai" else _floor_anthropic
     connector = aiohttp.TCPConnector(limit=POOL_LIMIT)
-    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT, read_bufsize=READ_BUFFER) as session:
 
         async def one() -> Outcome:
             return await run(session, url, tool)

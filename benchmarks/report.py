@@ -49,30 +49,59 @@ def _s1(results: dict[str, Any]) -> list[str]:
 
 def _s2(results: dict[str, Any]) -> list[str]:
     lines = [
-        "**S2: concurrent streams** (all streams at once; wall and CPU per wire event; peak RSS of the client "
-        "process; memory per stream = (peak - RSS before) / streams; growth = extra bytes per stream per extra "
-        "chunk, from the longer run)",
+        "**S2: concurrent streams** (all streams started at once; wall and CPU per wire event)",
         "",
-        "| client | wire | streams x chunks (runs) | wall s | wall µs/ev x floor | CPU µs/ev | x floor | peak RSS MB "
-        "| x floor | KB/stream | x floor | growth B/chunk | x floor |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| client | wire | streams x chunks (runs) | wall s | wall µs/ev | x floor | CPU µs/ev | x floor |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for provider, clients in results.items():
         for name, r in clients.items():
-            failed = _failed(name, provider, r, 13)
+            failed = _failed(name, provider, r, 8)
+            lines.append(
+                failed
+                or f"| {name} | {provider} | {r['streams']}x{r['chunks']} ({r['runs']}) | {r['wall_s']:.2f} "
+                f"| {r['wall_us_per_event']:.2f} | {_x(r.get('wall_us_per_event_ratio'))} "
+                f"| {r['cpu_us_per_event']:.2f} | {_x(r.get('cpu_us_per_event_ratio'))} |"
+            )
+    return lines
+
+
+def _s2_memory(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "**S2: memory** (client process RSS. Free-running: the peak over the S2 runs above, and (peak - RSS "
+        "before) / streams. Held: every stream held by the server just before its end, all in flight at once "
+        "with the same chunks received; RSS then, per stream, and how much that grows per extra chunk, "
+        "from a second held run of {long} chunks)",
+        "",
+        "| client | wire | peak RSS MB | x floor | KB/stream | x floor | held RSS MB | x floor | held KB/stream "
+        "| x floor | growth B/chunk | x floor |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for provider, clients in results.items():
+        for name, r in clients.items():
+            failed = _failed(name, provider, r, 12)
             if failed:
                 lines.append(failed)
                 continue
+            held = r.get("in_flight") or [{"error": "not run"}]
+            problem = next((h.get("error") or h.get("skipped") for h in held if "bytes_per_stream" not in h), None)
+            if "rss_in_flight" in r:
+                held_cells = (
+                    f"{r['rss_in_flight'] / 2**20:.0f} | {_x(r.get('rss_in_flight_ratio'))} "
+                    f"| {r['in_flight_bytes_per_stream'] / 1024:.1f} | {_x(r.get('in_flight_bytes_per_stream_ratio'))}"
+                )
+            else:
+                held_cells = f"({problem}) | | |"
             growth = r.get("bytes_per_extra_chunk")
-            grown = r.get("growth", {})
-            growth_cell = f"{growth:,.0f}" if growth is not None else f"({grown.get('error', 'not run')})"
+            growth_cells = (
+                f"{growth:,.0f} | {_x(r.get('bytes_per_extra_chunk_ratio'))}"
+                if growth is not None
+                else f"({problem or 'not run'}) |"
+            )
             lines.append(
-                f"| {name} | {provider} | {r['streams']}x{r['chunks']} ({r['runs']}) | {r['wall_s']:.2f} "
-                f"| {_x(r.get('wall_us_per_event_ratio'))} | {r['cpu_us_per_event']:.2f} "
-                f"| {_x(r.get('cpu_us_per_event_ratio'))} | {r['peak_rss'] / 2**20:.0f} "
-                f"| {_x(r.get('peak_rss_ratio'))} "
+                f"| {name} | {provider} | {r['peak_rss'] / 2**20:.0f} | {_x(r.get('peak_rss_ratio'))} "
                 f"| {r['bytes_per_stream'] / 1024:.1f} | {_x(r.get('bytes_per_stream_ratio'))} "
-                f"| {growth_cell} | {_x(r.get('bytes_per_extra_chunk_ratio'))} |"
+                f"| {held_cells} | {growth_cells} |"
             )
     return lines
 
@@ -142,12 +171,14 @@ def markdown(report: dict[str, Any]) -> str:
     formats = {
         "s1": (_s1, {"chunks": settings["s1_chunks"], "repeat": settings["s1_repeat"]}),
         "s2": (_s2, {}),
+        "s2-memory": (_s2_memory, {"long": settings.get("s2_growth_chunks", 0)}),
         "s3": (_s3, {"requests": settings["s3_requests"]}),
         "s4": (_s4, {}),
     }
     for key, (render, fill) in formats.items():
-        if key in results:
-            lines = render(results[key])
+        scenario = key.partition("-")[0]
+        if scenario in results:
+            lines = render(results[scenario])
             lines[0] = lines[0].format(**fill)
             out += [*lines, ""]
     return "\n".join(out).rstrip()

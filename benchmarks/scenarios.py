@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -56,6 +57,21 @@ def proc_status(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def live_rss() -> int:
+    """RSS after a full collection and ``malloc_trim``: the memory in use, not what the allocator kept.
+
+    Without the trim, RSS stays at the high-water mark of every transient buffer
+    (socket reads queued before their consumer ran, say) and hides what is live.
+    """
+    import ctypes
+
+    gc.collect()
+    # Not glibc: the figure then includes the allocator's free pages.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return proc_status("VmRSS")
+
+
 def reset_peak() -> bool:
     """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where that is not allowed."""
     try:
@@ -69,11 +85,12 @@ def reset_peak() -> bool:
 # -- the stream scenarios -------------------------------------------------------------------
 
 
-def _target(args: argparse.Namespace, chunks: int) -> Any:
+def _target(args: argparse.Namespace, chunks: int, hold: str = "") -> Any:
     from clients import Target
     from server import StreamConfig
 
-    return Target(args.origin, args.provider, StreamConfig(chunks, args.tool).query(), args.tool)
+    config = StreamConfig(chunks, args.tool, interleave=bool(hold), hold=hold)
+    return Target(args.origin, args.provider, config.query(), args.tool)
 
 
 def _expected(chunks: int, tool: bool) -> tuple[str, Any]:
@@ -191,6 +208,84 @@ async def s3(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def _server(origin: str, method: str, path: str) -> Any:
+    """One small request to the benchmark server, without an HTTP library (it would add to the RSS)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(origin)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    writer.write(f"{method} {path} HTTP/1.0\r\nHost: {parts.netloc}\r\nContent-Length: 0\r\n\r\n".encode())
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return json.loads(data.partition(b"\r\n\r\n")[2])
+
+
+async def _all_held(origin: str, tag: str, count: int, limit_s: float = 600.0) -> None:
+    """Wait until the server holds ``count`` streams under ``tag`` and this process has read what it sent.
+
+    The server has written everything before the hold once it counts a stream, but
+    the bytes may still sit unread in this process's sockets; so after the count it
+    waits until the event loop is idle: 3 windows of 20 ms running in a row with
+    under 1 ms of CPU each (every client reads as fast as it can, so idle means done).
+    """
+    deadline = time.monotonic() + limit_s
+    while (await _server(origin, "GET", f"/held?tag={tag}"))["held"] < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server never held {count} streams")
+        await asyncio.sleep(0.05)
+    idle = 0
+    while idle < 3:
+        c0 = time.process_time()
+        await asyncio.sleep(0.02)
+        idle = idle + 1 if time.process_time() - c0 < 0.001 else 0
+
+
+async def s2_inflight(args: argparse.Namespace) -> dict[str, Any]:
+    """``--streams`` streams held by the server just before their end, all at once: live memory per stream.
+
+    Every stream has then received ``--chunks`` chunks and none has finished, so the
+    figure is what a client holds per live stream at that length, whatever order the
+    scheduler would have run the streams in. Run at two lengths it shows whether that
+    grows with the stream (beyond the text the job keeps, which every client keeps).
+    The streams are released afterwards and checked like every other.
+    """
+    from peers import REGISTRY
+
+    spec = REGISTRY[args.client]
+    expected = _expected(args.chunks, args.tool)
+    tag = f"{os.getpid()}-{args.chunks}"
+    # Held streams are interleaved by the server, so that each read brings about one event,
+    # as from a real model: otherwise a stream's whole head arrives in one read, and what
+    # every client then holds is that read.
+    async with spec.factory(_target(args, args.chunks, hold=tag)) as one:
+
+        async def batch(count: int) -> int:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(one()) for _ in range(count)]
+                await _all_held(args.origin, tag, count)
+                rss = live_rss()
+                await _server(args.origin, "POST", f"/release?tag={tag}")
+            for task in tasks:
+                check(spec.name, task.result(), expected, args.chunks)
+            return rss
+
+        await batch(4)  # warm up imports, lazy paths and the pool's first connections
+        rss_before = live_rss()
+        peak_reset = reset_peak()
+        rss_held = await batch(args.streams)
+        peak = proc_status("VmHWM")
+    return {
+        "streams": args.streams,
+        "chunks": args.chunks,
+        "rss_before": rss_before,
+        "rss_in_flight": rss_held,
+        "peak_rss": peak,
+        "peak_reset": peak_reset,
+        "bytes_per_stream": max(rss_held - rss_before, 0) / args.streams,
+    }
+
+
 # -- S4: the import alone -------------------------------------------------------------------
 
 #: Run as ``python -c S4_PROBE <modules>`` so nothing but ``sys`` and ``time`` is loaded before
@@ -250,6 +345,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--min-sample", type=float, default=0.2)
     p.add_argument("--module", default="lluminary", help="s4: what to import (comma-separated)")
+    p.add_argument("--in-flight", action="store_true", help="s2: memory with every stream held in flight")
     p.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     return p.parse_args(argv)
 
@@ -272,7 +368,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         reason = f"{spec.name} is measured on text only"
     if reason is not None:
         return {"skipped": reason}
-    run = {"s1": s1, "s2": s2, "s3": s3}[args.scenario]
+    run = {"s1": s1, "s2": s2_inflight if args.in_flight else s2, "s3": s3}[args.scenario]
     return asyncio.run(run(args))
 
 

@@ -14,8 +14,16 @@ clients that can only be given a base URL, by the same query string as a path
 prefix: ``/cfg/chunks=2000&tool=1/v1/chat/completions``. Options: ``chunks`` (text
 deltas or tool-argument fragments per stream), ``tool`` (1 streams one tool call
 whose arguments are ``{"text": <the same text>}`` instead of text), ``per_write``
-(SSE events per socket write; 1, the default, is how the real APIs write) and
-``interval_ms`` (a pause between writes, to imitate a model's pacing).
+(SSE events per socket write; 1, the default, is how the real APIs write),
+``interval_ms`` (a pause between writes, to imitate a model's pacing),
+``interleave`` (1: let the other streams write between two writes of this one, so
+that concurrent streams advance together and each read brings about one event,
+without the cost of a timer per write) and ``hold``
+(a tag: the stream stops before its last three events, the finish and usage and
+end marker, until ``POST /release?tag=<tag>`` lets the streams waiting under the
+tag go on; ``GET /held?tag=<tag>`` counts them). ``hold`` lets a harness measure a client's memory with
+every stream of a batch in flight at once, each having received the same number
+of chunks, instead of at whatever overlap the scheduling happened to produce.
 
 Bodies are rendered once per configuration and cached, so serving costs one
 ``write`` per piece. The server pins itself to ``--cpu`` when given, prints
@@ -37,7 +45,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -77,6 +85,9 @@ MODEL = "bench-model"
 TOOL_IDS = {"openai": "call_bench_0", "anthropic": "toolu_bench_0"}
 TOOL_NAME = "echo"
 PROMPT_TOKENS = 12
+#: What a held stream keeps back: its last three events (the finish and usage chunks and
+#: ``[DONE]``; Anthropic's block stop, ``message_delta`` and ``message_stop``).
+HELD_TAIL = 3
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,8 @@ class StreamConfig:
     tool: bool = False
     per_write: int = 1
     interval_ms: float = 0.0
+    interleave: bool = False
+    hold: str = ""
 
     @classmethod
     def parse(cls, pairs: list[tuple[str, str]]) -> StreamConfig:
@@ -94,11 +107,18 @@ class StreamConfig:
             tool=opts.get("tool", "0") not in ("", "0", "false"),
             per_write=max(1, int(opts.get("per_write", 1))),
             interval_ms=max(0.0, float(opts.get("interval_ms", 0.0))),
+            interleave=opts.get("interleave", "0") not in ("", "0", "false"),
+            hold=opts.get("hold", ""),
         )
 
     def query(self) -> str:
         """The query-string form, usable as ``?…`` or as the ``/cfg/…`` path prefix."""
-        return f"chunks={self.chunks}&tool={int(self.tool)}&per_write={self.per_write}&interval_ms={self.interval_ms:g}"
+        query = (
+            f"chunks={self.chunks}&tool={int(self.tool)}&per_write={self.per_write}&interval_ms={self.interval_ms:g}"
+        )
+        if self.interleave:
+            query += "&interleave=1"
+        return f"{query}&hold={self.hold}" if self.hold else query
 
 
 def expected_text(chunks: int) -> str:
@@ -220,8 +240,10 @@ _RENDER = {"openai": openai_pieces, "anthropic": anthropic_pieces}
 
 class BenchServer:
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, StreamConfig], list[bytes]] = {}
+        self._cache: dict[tuple[str, StreamConfig, bool], tuple[list[bytes], list[bytes]]] = {}
         self.streams = 0
+        self._held: dict[str, int] = {}
+        self._release: dict[str, asyncio.Event] = {}
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -229,15 +251,23 @@ class BenchServer:
             app.router.add_post(prefix + "/v1/chat/completions", self._openai)
             app.router.add_post(prefix + "/v1/messages", self._anthropic)
         app.router.add_get("/stats", self._stats)
+        app.router.add_get("/held", self._held_count)
+        app.router.add_post("/release", self._release_held)
         return app
 
-    def pieces(self, provider: str, config: StreamConfig) -> list[bytes]:
-        key = (provider, config)
+    def pieces(self, provider: str, config: StreamConfig) -> tuple[list[bytes], list[bytes]]:
+        """The stream's writes: all of them and nothing, or with ``hold``, the head and the held tail."""
+        key = (provider, replace(config, interleave=False, hold=""), bool(config.hold))
         pieces = self._cache.get(key)
         if pieces is None:
             events = _RENDER[provider](config)
+            split = len(events) - HELD_TAIL if config.hold else len(events)
             k = config.per_write
-            pieces = [b"".join(events[i : i + k]) for i in range(0, len(events), k)]
+            head, tail = events[:split], events[split:]
+            pieces = (
+                [b"".join(head[i : i + k]) for i in range(0, len(head), k)],
+                [b"".join(tail[i : i + k]) for i in range(0, len(tail), k)],
+            )
             self._cache[key] = pieces
         return pieces
 
@@ -257,16 +287,23 @@ class BenchServer:
             config = StreamConfig.parse(pairs)
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
-        pieces = self.pieces(provider, config)
+        head, tail = self.pieces(provider, config)
         self.streams += 1
         resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
         await resp.prepare(request)
         pause = config.interval_ms / 1000
         try:
-            for piece in pieces:
+            for piece in head:
                 await resp.write(piece)
                 if pause:
                     await asyncio.sleep(pause)
+                elif config.interleave:
+                    await asyncio.sleep(0)
+            if config.hold:
+                self._held[config.hold] = self._held.get(config.hold, 0) + 1
+                await self._release.setdefault(config.hold, asyncio.Event()).wait()
+                for piece in tail:
+                    await resp.write(piece)
             await resp.write_eof()
         except (ConnectionError, RuntimeError):
             pass  # the client went away; nothing to clean up
@@ -274,6 +311,17 @@ class BenchServer:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response({"cpu_s": time.process_time(), "streams": self.streams, "pid": os.getpid()})
+
+    async def _held_count(self, request: web.Request) -> web.Response:
+        return web.json_response({"held": self._held.get(request.query.get("tag", ""), 0)})
+
+    async def _release_held(self, request: web.Request) -> web.Response:
+        """Let the streams held under the tag finish; later ones with the tag are held again."""
+        tag = request.query.get("tag", "")
+        event = self._release.pop(tag, None)
+        if event is not None:
+            event.set()
+        return web.json_response({"released": self._held.pop(tag, 0)})
 
 
 class _ParentPipe(asyncio.Protocol):

@@ -185,7 +185,10 @@ def test_bench_all_runs_every_scenario_and_writes_json_and_table(
             assert s1[provider][name]["ratio_to_floor"] > 0
             assert r["streams"] == 20
             assert r["peak_rss"] >= r["samples"][0]["rss_before"] > 0
-            assert "bytes_per_extra_chunk" in r  # the longer run happened
+            assert "bytes_per_extra_chunk" in r  # the longer held run happened
+            assert [h["chunks"] for h in r["in_flight"]] == [20, 40]
+            assert all(h["streams"] == 20 and h["rss_in_flight"] > 0 for h in r["in_flight"])
+            assert r["rss_in_flight"] == r["in_flight"][0]["rss_in_flight"]
             assert f"| {name} | {provider} |" in table
         assert clients["floor"]["cpu_us_per_event_ratio"] == 1.0
     assert set(s3["openai"]) == {"lluminary", "lluminary-pipeline", "httpx"}
@@ -193,6 +196,31 @@ def test_bench_all_runs_every_scenario_and_writes_json_and_table(
     assert s4["floor"]["module"] == "aiohttp,msgspec"
     assert s4["lluminary"]["extras_ok"] is True
     assert s4["lluminary"]["import_s"] > 0
+
+
+async def test_held_streams_wait_before_their_end_until_released(origin: str) -> None:
+    """S2's memory figure depends on the server holding every stream in flight at once."""
+    import asyncio
+
+    from clients import Target, floor_client
+    from scenarios import _all_held, _expected, _server, check
+    from server import StreamConfig
+
+    tag = f"smoke-{id(origin)}"
+    target = Target(origin, "openai", StreamConfig(CHUNKS, interleave=True, hold=tag).query())
+    async with floor_client(target) as one:
+        tasks = [asyncio.create_task(one()) for _ in range(3)]
+        await _all_held(origin, tag, 3)
+        assert not any(task.done() for task in tasks)  # none has its end yet
+        assert (await _server(origin, "POST", f"/release?tag={tag}"))["released"] == 3
+        for task in tasks:
+            check("floor", await task, _expected(CHUNKS, False), CHUNKS)
+        # Later streams under the same tag are held again, not let through.
+        late = asyncio.create_task(one())
+        await _all_held(origin, tag, 1)
+        assert not late.done()
+        await _server(origin, "POST", f"/release?tag={tag}")
+        check("floor", await late, _expected(CHUNKS, False), CHUNKS)
 
 
 def test_a_worker_runs_in_its_own_process_and_reports_json(origin: str) -> None:
