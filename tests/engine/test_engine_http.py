@@ -236,6 +236,37 @@ async def test_cancelling_midway_releases_the_connection(how: str) -> None:
     assert set(asyncio.all_tasks()) == baseline  # no task left behind
 
 
+@pytest.mark.parametrize("operators", [False, True])
+async def test_the_connection_is_back_before_the_consumer_sees_the_terminal_event(operators: bool) -> None:
+    """A consumer that stops at ``finish`` or ``error``, without ``async with``, holds no connection."""
+
+    async with ReplayServer([Reply(OPENAI_TEXT), Reply(b"", status=500)]) as server:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+        connector = session.connector
+        assert connector is not None
+        ops = [Timeout(first_event=5)] if operators else []
+        async with openai_engine(server, *ops, transport=AiohttpTransport(session)) as engine:
+            held_at_end: list[int] = []
+            for _ in range(2):
+                stream = engine.stream(request())
+                assert (stream.__aiter__() is not stream) is not operators  # unguarded only without operators
+                async for event in stream:
+                    if isinstance(event, (Finish, Error)):
+                        held_at_end.append(len(connector._acquired))
+                        break
+            assert held_at_end == [0, 0]
+        await session.close()
+
+
+async def test_a_stream_read_through_async_for_then_asked_again_stays_ended() -> None:
+    async with ReplayServer([Reply(OPENAI_TEXT)]) as server, openai_engine(server) as engine:
+        stream = engine.stream(request())
+        events = [event async for event in stream]
+        assert isinstance(events[-1], Finish)
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()  # nothing follows the terminal event, not even a protocol error
+
+
 async def test_httpx_transport_streams_the_same_events() -> None:
     async with ReplayServer([Reply(OPENAI_TEXT, chunk_size=11)]) as server:
         async with openai_engine(server) as engine:

@@ -3,7 +3,9 @@
 An async iterator and an async context manager around the composed handler. It
 is the last guard of the stream invariants whatever the operators did: it stops
 after the first terminal event (closing the upstream at once), and turns an
-upstream that ends without one into a ``protocol`` error. ``async with`` (or
+upstream that ends without one into a ``protocol`` error. With no operators the
+upstream is the providers' own loop, which keeps those invariants itself, and
+``async for`` reads it directly. ``async with`` (or
 ``aclose()``) releases the HTTP connection deterministically when a consumer
 stops early; the ``finally`` blocks below run on task cancellation too.
 """
@@ -15,6 +17,7 @@ from types import TracebackType
 
 from lluminary.errors import StreamError
 from lluminary.events import Error, Event, Finish, Response, ResponseBuilder
+from lluminary.providers._base import is_guarded
 
 __all__ = ["EventStream"]
 
@@ -22,15 +25,19 @@ _TERMINAL = (Finish, Error)
 
 
 class EventStream:
-    __slots__ = ("_done", "_provider", "_source")
+    __slots__ = ("_done", "_guarded", "_provider", "_source")
 
     def __init__(self, source: AsyncIterator[Event], provider: str | None = None) -> None:
         self._source = source
         self._done = False
         self._provider = provider
+        # The providers' own loop (no operators) already ends with exactly one terminal
+        # event and releases its response before yielding it: ``async for`` then runs
+        # on it directly, without a Python-level step per event here.
+        self._guarded = is_guarded(source)
 
-    def __aiter__(self) -> EventStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._source if self._guarded else self
 
     async def __anext__(self) -> Event:
         if self._done:
@@ -39,6 +46,8 @@ class EventStream:
             event = await self._source.__anext__()
         except StopAsyncIteration:
             self._done = True
+            if self._guarded:
+                raise  # it ended with its terminal event, perhaps read through ``async for``
             return Error(
                 code="protocol",
                 message="the stream ended without a finish or error event",

@@ -18,7 +18,7 @@ from lluminary.providers._decoder import Decoder
 from lluminary.providers._errors import error_event, error_from_http
 from lluminary.providers._http import MAX_ERROR_BODY, HttpRequest, Transport, TransportError
 
-__all__ = ["HttpProvider", "Provider", "Secret"]
+__all__ = ["HttpProvider", "Provider", "Secret", "is_guarded"]
 
 
 class Secret:
@@ -109,29 +109,44 @@ class HttpProvider(Provider):
     # -- the loop ---------------------------------------------------------------------
 
     async def stream(self, request: ChatRequest, model: str, transport: Transport) -> AsyncIterator[Event]:
+        """The one streaming loop: exactly one terminal event, and the response released before it.
+
+        The batch that holds the terminal event goes out after the response is closed,
+        so a consumer that stops at ``finish`` (or ``error``) holds no connection, and
+        nothing comes after it. :class:`~lluminary.engine.EventStream` relies on both
+        to hand this generator to the consumer without a guard (see ``is_guarded``).
+        """
         http = self.build_request(request, model)
         decoder = self.decoder(request, model)
         try:
             async with transport.open(http) as resp:
                 status = resp.status
                 if status < 200 or status >= 300:
-                    body = await resp.read(MAX_ERROR_BODY)
-                    yield self.map_error(status, resp.headers, body)
-                    return
-                feed = decoder.feed
-                # aclosing: leaving early (after the terminal event, or on cancellation)
-                # closes the chunk iterator here and now, instead of leaving it to the
-                # loop's async-generator finalizer, which would cost a task per stream.
-                async with aclosing(resp.iter_chunks()) as chunks:
-                    async for chunk in chunks:
-                        events = feed(chunk)
-                        if events:
-                            for event in events:
-                                yield event
-                            if decoder.done:
-                                return
-                events = decoder.close()
+                    events: list[Event] = [self.map_error(status, resp.headers, await resp.read(MAX_ERROR_BODY))]
+                else:
+                    feed = decoder.feed
+                    # aclosing: leaving early (after the terminal event, or on cancellation)
+                    # closes the chunk iterator here and now, instead of leaving it to the
+                    # loop's async-generator finalizer, which would cost a task per stream.
+                    async with aclosing(resp.iter_chunks()) as chunks:
+                        async for chunk in chunks:
+                            events = feed(chunk)
+                            if events:
+                                if decoder.done:
+                                    break
+                                for event in events:
+                                    yield event
+                        else:
+                            events = decoder.close()
         except TransportError as exc:
             events = decoder.interrupt(error_event(exc.code, exc.message, provider=self.name, secrets=self.secrets))
         for event in events:
             yield event
+
+
+def is_guarded(stream: AsyncIterator[Event]) -> bool:
+    """Whether ``stream`` is :meth:`HttpProvider.stream` itself, which keeps the stream invariants on its own."""
+    return getattr(stream, "ag_code", None) is _LOOP
+
+
+_LOOP = HttpProvider.stream.__code__
