@@ -14,10 +14,11 @@ do not. Medians throughout.
 
 - **S1** CPU per event: one stream of 2,000 chunks, repeated.
 - **S2** 1,000 concurrent streams of 200 chunks: wall, CPU, peak RSS, memory per
-  stream; then 800 chunks, to check that memory per stream grows with the
-  stream no faster than the floor's (every client keeps the text it assembles,
-  so some growth is the job itself). Slow peers run fewer streams (the table says
-  how many) and fewer samples.
+  stream; then the same streams held in flight all at once, at 200 and at 800
+  chunks, for the live memory per stream and whether it grows with the stream
+  faster than the floor's (every client keeps the text it assembles, so some
+  growth is the job itself). Slow peers run fewer streams (the table says how
+  many) and fewer samples.
 - **S3** added time to first event: 200 sequential one-chunk requests, each
   beside a floor request in the same worker.
 - **S4** ``import`` in fresh interpreters: time, memory, and the optional extras

@@ -2,6 +2,7 @@
 
     python benchmarks/scenarios.py s1 --client openai --provider openai --origin http://127.0.0.1:8765
     python benchmarks/scenarios.py s2 --client lluminary --streams 1000 --chunks 200 ...
+    python benchmarks/scenarios.py s2 --in-flight --client floor --streams 1000 --chunks 800 ...
     python benchmarks/scenarios.py s3 --client litellm --requests 200 ...
     python benchmarks/scenarios.py s4 --module lluminary
 
@@ -15,7 +16,9 @@ keeps one client's imports, caches and garbage out of another's timing.
 - **s2**: ``--streams`` concurrent streams of ``--chunks`` chunks: wall, CPU,
   and peak RSS. Peak RSS is ``VmHWM``, reset after the warm-up through
   ``/proc/self/clear_refs``, so ``peak - rss_before`` is what the streams cost
-  and, divided by the streams, the memory per stream.
+  and, divided by the streams, the memory per stream. With ``--in-flight`` the
+  server holds every stream just before its end until all are waiting, and the
+  figure is the live RSS then: memory per stream with all of them in flight.
 - **s3**: ``--requests`` sequential one-chunk requests, each client request
   beside a floor request in the same process (floor, client, floor, …): the
   time from calling the client to its first text piece, minus the floor's.
