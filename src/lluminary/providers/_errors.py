@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import msgspec
@@ -125,6 +124,9 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         return None
     value = _finite(raw)
     if value is None:
+        # An HTTP date is rare (seconds are the norm): email.utils is imported for it alone.
+        from email.utils import parsedate_to_datetime
+
         try:
             when = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError, OverflowError):
