@@ -31,7 +31,8 @@ def _failed(name: str, provider: str, r: dict[str, Any], columns: int) -> str | 
 
 def _s1(results: dict[str, Any]) -> list[str]:
     lines = [
-        "**S1: CPU per event** (one stream of {chunks} chunks; median of {repeat} samples)",
+        "**S1: CPU per event** (one stream of {chunks} chunks; median of {rounds} rounds of {repeat} samples, "
+        "every client once per round)",
         "",
         "| client | wire | CPU µs/event | x floor | events/s |",
         "|---|---|---:|---:|---:|",
@@ -169,7 +170,10 @@ def markdown(report: dict[str, Any]) -> str:
         out += [f"Skipped: {name}: {reason}", ""]
     results = report["results"]
     formats = {
-        "s1": (_s1, {"chunks": settings["s1_chunks"], "repeat": settings["s1_repeat"]}),
+        "s1": (
+            _s1,
+            {"chunks": settings["s1_chunks"], "repeat": settings["s1_repeat"], "rounds": settings.get("s1_rounds", 1)},
+        ),
         "s2": (_s2, {}),
         "s2-memory": (_s2_memory, {"long": settings.get("s2_growth_chunks", 0)}),
         "s3": (_s3, {"requests": settings["s3_requests"]}),
