@@ -43,3 +43,15 @@ def test_importing_the_operators_loads_no_telemetry_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_import_lluminary_loads_no_extra_no_http_library_and_no_event_loop() -> None:
+    # What S4 of the benchmark measures: the bare import pays for msgspec and our own
+    # modules; transports, stores, telemetry and asyncio itself load when first used.
+    heavy = {
+        "aiohttp", "httpx", "asyncio", "anyio", "email", "llama_cpp", "botocore", "onnxruntime",
+        "redis", "asyncpg", "opentelemetry", "structlog", "tiktoken",
+    }  # fmt: skip
+    code = f"import sys, lluminary; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy!r}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -12,13 +12,14 @@ a URL the key was not configured for.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
+    import asyncio
+
     import aiohttp
     import aiohttp.client_proto
     import httpx
@@ -148,6 +149,10 @@ class _ReadWatch:
     def __init__(
         self, resp: aiohttp.ClientResponse, protocol: aiohttp.client_proto.ResponseHandler, timeout: float
     ) -> None:
+        # Imported here: ``import lluminary`` does not load asyncio (a program that
+        # streams has it already; one that only builds requests need not pay for it).
+        import asyncio
+
         self._loop = loop = asyncio.get_running_loop()
         self.clock = loop.time
         self._content = resp.content
