@@ -211,12 +211,17 @@ GEMINI_JSON_TRAILING = [
     b'{"candidates":[{"content":{"parts":[{"text":"Hi"}]},"finishReason":"STOP"}]}\x00',
     b'[{"a":1}x',
     b" {" + b"\x00" * 179 + b"}\x00",
+    # A comma after the closing bracket: read with the body it failed as bad framing,
+    # in a chunk of its own it was never read (hypothesis, CI 2026-12-04).
+    b'[{ "a":[{ "b":{ "c":1}}], "d":"e"}],',
+    b'[{"candidates":[{"content":{"parts":[{"text":"Hi"}]},"finishReason":"STOP"}]}],{',
 ]
 
 
 @pytest.mark.parametrize("body", GEMINI_JSON_TRAILING)
 def test_gemini_json_trailing_bytes_do_not_depend_on_chunking(body: bytes) -> None:
-    _harness.check(PARSERS["gemini_json"], body, [len(body) - 1])  # the stray byte alone, last
+    for cut in range(1, len(body)):  # the stray bytes alone, with the closing bracket, or with the body
+        _harness.check(PARSERS["gemini_json"], body, [cut])
 
 
 # -- crafted inputs: a few MiB, fed the slow way ------------------------------------------------

@@ -316,6 +316,11 @@ class _JSONSplitter:
     def _split(self, data: bytes, out: list[bytes]) -> None:
         i, n = 0, len(data)
         while i < n:
+            if self._state == "end":
+                # What follows a complete body is not read, as nothing after another
+                # provider's end marker is: whether a stray byte arrived with the body
+                # or after it must not change the outcome.
+                return
             if self._state == "object":
                 stop = self._scan(data, i)
                 if stop < 0:
