@@ -273,7 +273,8 @@ class _JSONSplitter:
     It tracks only strings and object depth (arrays nested inside an object do
     not matter for where the object ends), keeps just the bytes of the object in
     progress, and raises :class:`FramingError` for anything that is not an object
-    or an array of objects. Whether each object is valid JSON is left to msgspec.
+    or an array of objects. Bytes after the complete body are not read. Whether
+    each object is valid JSON is left to msgspec.
     """
 
     __slots__ = ("_array", "_buf", "_depth", "_error", "_escape", "_in_string", "_state")
@@ -302,9 +303,9 @@ class _JSONSplitter:
             if not out:
                 raise
             # Hand out the objects before the bad byte and raise on the next call (or at
-            # close), as the SSE and event stream framers do: otherwise a complete
-            # response followed by a stray byte would finish or fail depending on the
-            # chunking.
+            # close), as the SSE and event stream framers do: otherwise the objects of
+            # an array with a bad byte inside it would be decoded or lost depending on
+            # the chunking.
             self._error = exc
         return out
 
