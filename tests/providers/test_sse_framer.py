@@ -47,61 +47,61 @@ def frame_until_error(*pieces: bytes) -> tuple[list[SSEMessage], bool]:
 
 
 def test_data_without_event_name_is_a_message_event() -> None:
-    assert frame(b'data: {"a":1}\n\n') == [SSEMessage("message", b'{"a":1}')]
+    assert frame(b'data: {"a":1}\n\n') == [("message", b'{"a":1}')]
 
 
 def test_event_name_applies_to_its_message_only() -> None:
     body = b"event: ping\ndata: 1\n\ndata: 2\n\n"
-    assert frame(body) == [SSEMessage("ping", b"1"), SSEMessage("message", b"2")]
+    assert frame(body) == [("ping", b"1"), ("message", b"2")]
 
 
 def test_multi_line_data_joins_with_newlines() -> None:
-    assert frame(b"data: one\ndata: two\ndata:three\n\n") == [SSEMessage("message", b"one\ntwo\nthree")]
+    assert frame(b"data: one\ndata: two\ndata:three\n\n") == [("message", b"one\ntwo\nthree")]
 
 
 def test_only_one_space_after_the_colon_is_stripped() -> None:
-    assert frame(b"data:  x\n\n") == [SSEMessage("message", b" x")]
-    assert frame(b"data:x\n\n") == [SSEMessage("message", b"x")]
+    assert frame(b"data:  x\n\n") == [("message", b" x")]
+    assert frame(b"data:x\n\n") == [("message", b"x")]
 
 
 def test_a_bare_data_line_is_an_empty_data_field() -> None:
     # The spec: a line without a colon is a field name with an empty value.
-    assert frame(b"data\ndata: x\n\n") == [SSEMessage("message", b"\nx")]
-    assert frame(b"data\n\n") == [SSEMessage("message", b"")]
+    assert frame(b"data\ndata: x\n\n") == [("message", b"\nx")]
+    assert frame(b"data\n\n") == [("message", b"")]
 
 
 def test_comments_ids_retry_and_unknown_fields_are_ignored() -> None:
     body = b": keep-alive\nid: 7\nretry: 1000\nfoo: bar\nevent: x\ndata: y\n\n: OPENROUTER PROCESSING\n\n"
-    assert frame(body) == [SSEMessage("x", b"y")]
+    assert frame(body) == [("x", b"y")]
 
 
 def test_blank_line_without_data_dispatches_nothing_and_resets_the_event_name() -> None:
-    assert frame(b"event: lost\n\ndata: z\n\n") == [SSEMessage("message", b"z")]
+    assert frame(b"event: lost\n\ndata: z\n\n") == [("message", b"z")]
 
 
 @pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
 def test_every_line_ending(eol: bytes) -> None:
     body = eol.join([b"event: a", b"data: 1", b"", b"data: 2", b"data: 3", b"", b""])
-    assert frame(body) == [SSEMessage("a", b"1"), SSEMessage("message", b"2\n3")]
+    assert frame(body) == [("a", b"1"), ("message", b"2\n3")]
 
 
 def test_crlf_split_between_chunks_is_one_line_ending() -> None:
     # A CR at the end of a chunk ends the line; the LF that opens the next chunk
     # belongs to it and must not end an empty line (which would dispatch early).
     pieces = [b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]
-    assert frame(*pieces) == [SSEMessage("message", b"a\nb")]
+    assert frame(*pieces) == [("message", b"a\nb")]
 
 
 def test_cr_then_cr_is_two_line_endings() -> None:
-    assert frame(b"data: a\r", b"\rdata: b\r\r") == [SSEMessage("message", b"a"), SSEMessage("message", b"b")]
+    assert frame(b"data: a\r", b"\rdata: b\r\r") == [("message", b"a"), ("message", b"b")]
 
 
 # -- end of input ----------------------------------------------------------------------
 
 
 def test_close_dispatches_a_message_missing_only_its_blank_line() -> None:
-    assert frame(b"data: last") == [SSEMessage("message", b"last")]
-    assert frame(b"event: e\ndata: last\n") == [SSEMessage("e", b"last")]
+    assert frame(b"data: last") == [("message", b"last")]
+    assert frame(b"event: e\ndata: last\n") == [("e", b"last")]
 
 
 def test_close_without_data_gives_nothing() -> None:
@@ -117,7 +117,7 @@ def test_pending_tracks_half_received_messages() -> None:
     assert framer.pending
     framer.feed(b"}\n")
     assert framer.pending  # a data line waiting for its blank line
-    assert framer.feed(b"\n") == [SSEMessage("message", b"{}")]
+    assert framer.feed(b"\n") == [("message", b"{}")]
     assert not framer.pending
 
 
@@ -125,19 +125,19 @@ def test_pending_tracks_half_received_messages() -> None:
 
 
 def test_leading_bom_is_skipped() -> None:
-    assert frame(BOM + b"data: x\n\n") == [SSEMessage("message", b"x")]
+    assert frame(BOM + b"data: x\n\n") == [("message", b"x")]
 
 
 @pytest.mark.parametrize("cut", [1, 2, 3, 4])
 def test_leading_bom_split_over_chunks_is_skipped(cut: int) -> None:
     body = BOM + b"data: x\n\n"
-    assert frame(body[:cut], body[cut:]) == [SSEMessage("message", b"x")]
-    assert frame(*[body[i : i + 1] for i in range(len(body))]) == [SSEMessage("message", b"x")]
+    assert frame(body[:cut], body[cut:]) == [("message", b"x")]
+    assert frame(*[body[i : i + 1] for i in range(len(body))]) == [("message", b"x")]
 
 
 def test_bom_is_only_special_at_the_start() -> None:
     # Later, it is part of a field name, so the line is an unknown field.
-    assert frame(b"data: a\n\n" + BOM + b"data: b\n\n") == [SSEMessage("message", b"a")]
+    assert frame(b"data: a\n\n" + BOM + b"data: b\n\n") == [("message", b"a")]
 
 
 def test_only_part_of_a_bom_is_not_swallowed() -> None:
@@ -147,7 +147,7 @@ def test_only_part_of_a_bom_is_not_swallowed() -> None:
     assert framer.close() == []  # a line with an odd field name, no data
     # Two of the three bytes stay part of the line, which is then no ``data`` field.
     assert frame(b"\xef\xbb", b"data: x\n\n") == []
-    assert frame(b"\xef\xbb", b"\xbfdata: x\n\n") == [SSEMessage("message", b"x")]
+    assert frame(b"\xef\xbb", b"\xbfdata: x\n\n") == [("message", b"x")]
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -180,14 +180,14 @@ def test_messages_before_bad_input_are_delivered_and_the_error_follows() -> None
     # messages or after them, the good ones come out first and the error after.
     body = b"data: 1\n\ndata: 2\n\nevent: \xff\ndata: 3\n\n"
     framer = SSEFramer()
-    assert framer.feed(body) == [SSEMessage("message", b"1"), SSEMessage("message", b"2")]
+    assert framer.feed(body) == [("message", b"1"), ("message", b"2")]
     with pytest.raises(FramingError):
         framer.feed(b"data: 4\n\n")
     with pytest.raises(FramingError):
         framer.close()
     for cut in range(1, len(body)):
         assert frame_until_error(body[:cut], body[cut:]) == (
-            [SSEMessage("message", b"1"), SSEMessage("message", b"2")],
+            [("message", b"1"), ("message", b"2")],
             True,
         ), cut
 
@@ -195,7 +195,7 @@ def test_messages_before_bad_input_are_delivered_and_the_error_follows() -> None
 def test_an_endless_line_after_good_messages_is_deferred(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sse_module, "MAX_MESSAGE_BYTES", 64)
     framer = SSEFramer()
-    assert framer.feed(b"data: ok\n\ndata: " + b"x" * 100) == [SSEMessage("message", b"ok")]
+    assert framer.feed(b"data: ok\n\ndata: " + b"x" * 100) == [("message", b"ok")]
     with pytest.raises(FramingError):
         framer.close()
 
@@ -244,7 +244,7 @@ def test_any_stream_split_anywhere_frames_the_same(
     messages: list[tuple[str, list[bytes]]], eol: bytes, cuts: list[int], bom: bool
 ) -> None:
     body = (BOM if bom else b"") + _serialise(messages, eol)
-    expected = [SSEMessage(name or "message", b"\n".join(values)) for name, values in messages]
+    expected = [(name or "message", b"\n".join(values)) for name, values in messages]
     assert frame(body) == expected
     assert frame(*split(body, cuts)) == expected
 
@@ -270,7 +270,7 @@ def _reference(body: bytes) -> tuple[list[SSEMessage], bool]:
     for line in lines:
         if not line:
             if data:
-                out.append(SSEMessage(event or "message", b"\n".join(data)))
+                out.append((event or "message", b"\n".join(data)))
             event, data = "", []
             continue
         if line.startswith(b":"):
@@ -323,3 +323,41 @@ def test_framing_agrees_with_the_line_by_line_reading(
     expected = _reference(body)
     assert frame_until_error(body) == expected
     assert frame_until_error(*split(body, cuts)) == expected
+
+
+@given(
+    blocks=st.lists(_blocks, max_size=12),
+    eols=st.lists(st.sampled_from([b"\n", b"\n", b"\r\n", b"\r"]), min_size=1, max_size=3),
+    bom=st.booleans(),
+)
+def test_one_message_per_chunk_agrees_with_the_line_by_line_reading(
+    blocks: list[list[bytes]], eols: list[bytes], bom: bool
+) -> None:
+    """A live stream's reads are usually one message each: the framer's shortcut for them
+    must agree with the reference whatever came before (a CR ending, a pending event, a BOM)."""
+    chunks: list[bytes] = []
+    i = 0
+    for block in blocks:
+        chunk = bytearray()
+        for line in block:
+            chunk += line + eols[i % len(eols)]
+            i += 1
+        chunks.append(bytes(chunk))
+    if bom and chunks:
+        chunks[0] = BOM + chunks[0]
+    assert frame_until_error(*chunks) == _reference(b"".join(chunks))
+
+
+def test_a_single_message_chunk_after_a_held_state_is_not_taken_whole() -> None:
+    framer = SSEFramer()
+    assert framer.feed(b'data: {"a":1}\n\n') == [("message", b'{"a":1}')]
+    assert framer.feed(b"event: named\n") == []
+    # The event name is pending: this chunk, one message in itself, must carry it.
+    assert framer.feed(b"data: 2\n\n") == [("named", b"2")]
+    assert framer.feed(b"data: 3\r") == []
+    # The CR ended the line; the LF that opens this chunk is the rest of that CRLF,
+    # not a blank line, so the message goes on.
+    assert framer.feed(b"\ndata: 4\n\n") == [("message", b"3\n4")]
+    assert framer.feed(b"data: 5\n\n") == [("message", b"5")]
+    assert framer.feed(b"data: 6\n") == []
+    assert framer.feed(b"data: 7\n\n") == [("message", b"6\n7")]

@@ -164,12 +164,11 @@ class CohereDecoder(BaseDecoder):
         self._messages(self._framer.close())
 
     def _messages(self, messages: list[SSEMessage]) -> None:
-        for message in messages:
-            payload = message.data
+        for name, payload in messages:
             if payload == _DONE:
                 raise ProtocolViolationError("[DONE] arrived before message-end")
             if payload.strip():
-                self._event(payload, message.event)
+                self._event(payload, name)
             if self._done:
                 return
 

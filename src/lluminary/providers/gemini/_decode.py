@@ -231,8 +231,8 @@ class GeminiDecoder(_GeminiBase):
             self._end()
 
     def _messages(self, messages: list[SSEMessage]) -> None:
-        for message in messages:
-            self._response(message.data)
+        for _, payload in messages:
+            self._response(payload)
             if self._done:
                 return
 

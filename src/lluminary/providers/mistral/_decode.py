@@ -133,8 +133,7 @@ class MistralDecoder(BaseDecoder):
         self._messages(self._framer.close())
 
     def _messages(self, messages: list[SSEMessage]) -> None:
-        for message in messages:
-            payload = message.data
+        for _, payload in messages:
             if payload == _DONE:
                 self.finish(finish_reason(self._raw_finish), self._raw_finish)
             elif payload.strip():

@@ -222,13 +222,12 @@ class OpenAIResponsesDecoder(BaseDecoder):
         self._messages(self._framer.close())
 
     def _messages(self, messages: list[SSEMessage]) -> None:
-        for message in messages:
-            self._payload(message)
+        for name, data in messages:
+            self._payload(name, data)
             if self._done:
                 return
 
-    def _payload(self, message: SSEMessage) -> None:
-        data = message.data
+    def _payload(self, name: str, data: bytes) -> None:
         if not data.strip() or data == b"[DONE]":
             # Not sent by OpenAI; compatible servers that add it still need their
             # ``response.completed`` to finish.
@@ -236,10 +235,10 @@ class OpenAIResponsesDecoder(BaseDecoder):
         try:
             ev = _decode_event(data)
         except msgspec.ValidationError:
-            if (_decode_head(data).type or message.event) in _HANDLED:
+            if (_decode_head(data).type or name) in _HANDLED:
                 raise
             return
-        self._event(ev.type or message.event, ev)
+        self._event(ev.type or name, ev)
 
     def _event(self, kind: str, ev: _Event) -> None:
         if kind == "response.output_text.delta":
