@@ -163,35 +163,38 @@ class OpenAIChatDecoder(BaseDecoder):
     def _messages(self, messages: list[SSEMessage]) -> None:
         out = self._out
         for _, payload in messages:
-            if payload[:1] == b"{":
+            try:
                 chunk = _decode_chunk(payload)
-                choices = chunk.choices
-                if self._started and choices and len(choices) == 1 and chunk.usage is None and chunk.error is None:
-                    # The fast path, nearly every chunk of a stream: one choice with plain text.
-                    choice = choices[0]
-                    delta = choice.delta
-                    if (
-                        delta is not None
-                        and choice.finish_reason is None
-                        and delta.tool_calls is None
-                        and delta.refusal is None
-                        and delta.reasoning_content is None
-                        and delta.reasoning is None
-                        and delta.function_call is None
-                    ):
-                        text = delta.content
-                        if text:
-                            self._chars += len(text)
-                            out.append(TextDelta(text, choice.index))
-                            continue
-                self._chunk(chunk)
-            else:
+            except msgspec.DecodeError:  # ValidationError included: msgspec reads ``[DONE]`` as an array
+                # Not a chunk: the end marker, an empty ``data:`` (proxies' keep-alives), or
+                # garbage. Asking msgspec first keeps a check per chunk off the hot path.
                 stripped = payload.strip()
                 if stripped == _DONE:
                     self._end()
-                elif stripped:
-                    self._chunk(_decode_chunk(payload))
-                # An empty ``data:`` carries nothing (keep-alives from proxies).
+                    return
+                if stripped:
+                    raise
+                continue
+            choices = chunk.choices
+            if self._started and choices and len(choices) == 1 and chunk.usage is None and chunk.error is None:
+                # The fast path, nearly every chunk of a stream: one choice with plain text.
+                choice = choices[0]
+                delta = choice.delta
+                if (
+                    delta is not None
+                    and choice.finish_reason is None
+                    and delta.tool_calls is None
+                    and delta.refusal is None
+                    and delta.reasoning_content is None
+                    and delta.reasoning is None
+                    and delta.function_call is None
+                ):
+                    text = delta.content
+                    if text:
+                        self._chars += len(text)
+                        out.append(TextDelta(text, choice.index))
+                        continue
+            self._chunk(chunk)
             if self._done:
                 return
 
