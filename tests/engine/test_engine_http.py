@@ -25,6 +25,7 @@ from lluminary.events import (
 )
 from lluminary.events import Retry as RetryEvent
 from lluminary.providers import AiohttpTransport, HttpxTransport, create_provider
+from lluminary.providers._base import is_guarded
 from tests.support import ReplayServer, Reply, check_invariants, fixture_bytes
 
 OPENAI_TEXT = fixture_bytes("openai_chat", "text_stream_include_usage.sse")
@@ -249,7 +250,8 @@ async def test_the_connection_is_back_before_the_consumer_sees_the_terminal_even
             held_at_end: list[int] = []
             for _ in range(2):
                 stream = engine.stream(request())
-                assert (stream.__aiter__() is not stream) is not operators  # unguarded only without operators
+                # The provider's own loop is read directly only without operators.
+                assert is_guarded(stream.__aiter__()) is not operators
                 async for event in stream:
                     if isinstance(event, (Finish, Error)):
                         held_at_end.append(len(connector._acquired))
