@@ -134,7 +134,7 @@ class Cache:
                 async for event in stream:
                     if event.__class__ is TextDelta:  # the bulk of every stream: neither finish nor terminal
                         if recorder is not None:
-                            recorder.add(event)
+                            recorder.add_text(event)
                         yield event
                         continue
                     if recorder is not None:
