@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-import types
-from collections.abc import AsyncIterator, Generator
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from lluminary.engine._operator import Handler
@@ -39,13 +40,13 @@ class Timeout:
 
         async def handler(request: ChatRequest) -> AsyncIterator[Event]:
             # No cancel scope per event: entering and leaving one cost more than the rest
-            # of the pipeline together. The inner step is driven by hand; when it completes
-            # without waiting (events the provider already has in hand) no cap can expire.
-            # A real wait is watched by one timer per stream, which cancels the task the
-            # way ``asyncio.timeout`` does, so outer anyio scopes and task cancellation
-            # still win (see _Watchdog.expired). The transports make the engine asyncio-only.
+            # of the pipeline together. Each wait for the next event is watched by one
+            # timer per stream, which cancels the task the way ``asyncio.timeout`` does,
+            # so outer anyio scopes and task cancellation still win (see
+            # _Watchdog.expired). The transports make the engine asyncio-only.
             loop = asyncio.get_running_loop()
-            clock = loop.time
+            # asyncio's own loops tell time by time.monotonic: read it without the method call.
+            clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
             watchdog = _Watchdog(loop)
             start = clock()
             total_deadline = start + total_cap if total_cap is not None else math.inf
@@ -54,39 +55,31 @@ class Timeout:
             stream = inner(request)
             try:
                 while True:
-                    step = stream.__anext__().__await__()
+                    cap = first_cap if first else idle_cap
+                    deadline = min(total_deadline, clock() + cap) if cap is not None else total_deadline
+                    watchdog.watch(deadline)
                     try:
-                        pending = step.send(None)
-                    except StopIteration as done:
-                        event = done.value
+                        event = await stream.__anext__()
                     except StopAsyncIteration:
-                        return
-                    else:
-                        cap = first_cap if first else idle_cap
-                        deadline = min(total_deadline, clock() + cap if cap is not None else math.inf)
-                        watchdog.watch(deadline)
-                        try:
-                            event = await _resume(step, pending)
-                        except StopAsyncIteration:
-                            watchdog.expired()
-                            return
-                        except asyncio.CancelledError:
-                            if not watchdog.expired():
-                                raise
-                            if deadline == total_deadline:
-                                what = f"the stream took longer than {total_cap:g}s in total"
-                            elif first:
-                                what = f"no event within {first_cap:g}s"
-                            else:
-                                what = f"no event for {idle_cap:g}s"
-                            yield Error(code="timeout", message=what, retryable=not output)
-                            return
-                        except BaseException:
-                            watchdog.expired()
-                            raise
-                        # A wait that ended normally after all keeps its event, as a cancel
-                        # scope whose cancellation never landed would.
                         watchdog.expired()
+                        return
+                    except asyncio.CancelledError:
+                        if not watchdog.expired():
+                            raise
+                        if deadline == total_deadline:
+                            what = f"the stream took longer than {total_cap:g}s in total"
+                        elif first:
+                            what = f"no event within {first_cap:g}s"
+                        else:
+                            what = f"no event for {idle_cap:g}s"
+                        yield Error(code="timeout", message=what, retryable=not output)
+                        return
+                    except BaseException:
+                        watchdog.expired()
+                        raise
+                    # A wait that ended normally after all keeps its event, as a cancel
+                    # scope whose cancellation never landed would.
+                    watchdog.expired()
                     first = False
                     if event.__class__ is TextDelta:  # the bulk of every stream: content, not terminal
                         output = True
@@ -102,6 +95,23 @@ class Timeout:
                 await stream.aclose()  # type: ignore[attr-defined]
 
         return handler
+
+
+def _task_lookup() -> Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]:
+    """``asyncio.current_task``, which is asked once per event.
+
+    Before 3.12 it is a Python function around a lookup in the dict that the C
+    ``_asyncio`` module keeps the running tasks in; the lookup itself costs a
+    fifth. From 3.12 on, ``current_task`` is that C lookup.
+    """
+    if sys.version_info < (3, 12):
+        running = getattr(asyncio.tasks, "_current_tasks", None)
+        if isinstance(running, dict):
+            return running.get
+    return asyncio.current_task
+
+
+_current_task = _task_lookup()
 
 
 class _Watchdog:
@@ -128,7 +138,7 @@ class _Watchdog:
     def watch(self, deadline: float) -> None:
         """A wait begins."""
         # Asked each time: a consumer may hand a stream on to another task between events.
-        task = self._task = asyncio.current_task()
+        task = self._task = _current_task(self._loop)
         assert task is not None  # an async generator always runs in a task
         self._cancelling = task.cancelling()
         self._waiting = True
@@ -172,26 +182,3 @@ class _Watchdog:
             self._task.cancel()
         else:
             self._arm(self.deadline)
-
-
-@types.coroutine
-def _resume(step: Generator[Any, Any, Event], pending: Any) -> Generator[Any, Any, Event]:
-    """Finish awaiting ``step`` after its first ``send`` stopped at ``pending``.
-
-    What ``await step`` would have done from there: waits go to the event loop, and
-    what the loop sends or throws in (a cancellation) goes on to ``step``.
-    """
-    value = pending
-    while True:
-        try:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                step.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - forwarded to the awaited step, as await does
-                value = step.throw(exc)
-            else:
-                value = step.send(sent)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
