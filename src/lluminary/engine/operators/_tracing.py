@@ -131,6 +131,9 @@ class Tracing:
             builder = ResponseBuilder() if capture else None
             started = time.perf_counter()
             chunks = 0
+            # Attributes learnt on the way, set with the rest at the end: each
+            # set_attribute call on a live span takes the SDK's lock and checks.
+            late: dict[str, Any] = {}
             terminal: Finish | Error | None = None
             end_ns: int | None = None
             usage: Usage | None = None
@@ -155,7 +158,7 @@ class Tracing:
                         chunks += 1
                         if chunks == 1:
                             ttfc = time.perf_counter() - started
-                            span.set_attribute(sc.RESPONSE_TIME_TO_FIRST_CHUNK, ttfc)
+                            late[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
                             span.add_event("lluminary.first_chunk", {sc.RESPONSE_TIME_TO_FIRST_CHUNK: ttfc})
                     elif isinstance(event, Usage):
                         usage = event
@@ -163,9 +166,9 @@ class Tracing:
                         terminal = event
                         end_ns = time.time_ns()
                     elif isinstance(event, Start):
-                        span.set_attribute(sc.RESPONSE_MODEL, event.model)
+                        late[sc.RESPONSE_MODEL] = event.model
                         if event.id:
-                            span.set_attribute(sc.RESPONSE_ID, event.id)
+                            late[sc.RESPONSE_ID] = event.id
                     elif cls in _INFO:
                         _record_info(span, event)
                     if builder is not None:
@@ -182,7 +185,7 @@ class Tracing:
                         await _aclose(stream)
                 finally:
                     detach(token)
-                    self._end(span, request, terminal, usage, chunks, failure, builder)
+                    self._end(span, request, terminal, usage, chunks, failure, builder, late)
                     span.end(end_time=end_ns)
 
         return handler
@@ -196,9 +199,10 @@ class Tracing:
         chunks: int,
         failure: BaseException | None,
         builder: ResponseBuilder | None,
+        attrs: dict[str, Any],
     ) -> None:
         """Everything known only at the end, then the status: called once, just before ``end()``."""
-        attrs: dict[str, Any] = {"lluminary.response.chunks": chunks}
+        attrs["lluminary.response.chunks"] = chunks
         if usage is not None:
             attrs[sc.USAGE_INPUT_TOKENS] = sc.total_input_tokens(usage)
             attrs[sc.USAGE_OUTPUT_TOKENS] = usage.output_tokens
