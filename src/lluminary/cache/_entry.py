@@ -225,7 +225,7 @@ class StoreGuard:
 
     async def __call__(self, op: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
         """``(True, result)``, or ``(False, None)`` after a ``StoreError`` or ``timeout`` seconds."""
-        problem = f"took longer than {self.timeout:g}s"
+        problem = None
         with anyio.move_on_after(self.timeout):
             try:
                 result = await op()
@@ -239,5 +239,6 @@ class StoreGuard:
         self.stats.errors += 1
         if not self._failing:
             self._failing = True
+            problem = problem or f"took longer than {self.timeout:g}s"
             log.warning("%s unavailable (%s); requests proceed uncached", self.what, problem)
         return False, None
