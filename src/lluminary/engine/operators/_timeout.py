@@ -21,6 +21,9 @@ __all__ = ["Timeout"]
 
 
 class Timeout:
+    #: It ends after the inner stream's terminal event, adding none after it (see Operator).
+    keeps_stream_invariants = True
+
     def __init__(
         self,
         *,
@@ -48,6 +51,7 @@ class Timeout:
             # asyncio's own loops tell time by time.monotonic: read it without the method call.
             clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
             watchdog = _Watchdog(loop)
+            current_task = _current_task
             start = clock()
             total_deadline = start + total_cap if total_cap is not None else math.inf
             output = False
@@ -56,8 +60,21 @@ class Timeout:
             try:
                 while True:
                     cap = first_cap if first else idle_cap
-                    deadline = min(total_deadline, clock() + cap) if cap is not None else total_deadline
-                    watchdog.watch(deadline)
+                    deadline = total_deadline
+                    if cap is not None:
+                        deadline = clock() + cap
+                        if deadline > total_deadline:
+                            deadline = total_deadline
+                    # A wait begins (see _Watchdog). The task is asked each time: a
+                    # consumer may hand a stream on to another task between events.
+                    task = current_task(loop)
+                    assert task is not None  # an async generator always runs in a task
+                    watchdog.task = task
+                    watchdog.cancelling = task.cancelling()
+                    watchdog.deadline = deadline
+                    if deadline < watchdog.at:
+                        watchdog.move(deadline)
+                    watchdog.waiting = True
                     try:
                         event = await stream.__anext__()
                     except StopAsyncIteration:
@@ -77,9 +94,11 @@ class Timeout:
                     except BaseException:
                         watchdog.expired()
                         raise
-                    # A wait that ended normally after all keeps its event, as a cancel
-                    # scope whose cancellation never landed would.
-                    watchdog.expired()
+                    watchdog.waiting = False
+                    if watchdog.fired:
+                        # A wait that ended normally after all keeps its event, as a cancel
+                        # scope whose cancellation never landed would.
+                        watchdog.expired()
                     first = False
                     if event.__class__ is TextDelta:  # the bulk of every stream: content, not terminal
                         output = True
@@ -120,33 +139,28 @@ class _Watchdog:
     Deadlines nearly always move forward, so the timer stays where it is from one
     wait to the next; when it fires it cancels the task if the wait in progress has
     run out, or moves on to that wait's deadline. Between waits (the consumer holds
-    an event) no cap runs, as before.
+    an event) no cap runs. The handler sets ``task``, ``cancelling``, ``deadline``
+    and ``waiting`` itself at the start of each wait, and calls :meth:`move` if the
+    timer is set too late; that is most of the per-event cost, so it is inline.
     """
 
-    __slots__ = ("_at", "_cancelling", "_fired", "_handle", "_loop", "_task", "_waiting", "deadline")
+    __slots__ = ("_handle", "_loop", "at", "cancelling", "deadline", "fired", "task", "waiting")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._task: asyncio.Task[Any] | None = None
         self._handle: asyncio.TimerHandle | None = None
-        self._at = math.inf  # when the timer fires; inf while none is set
-        self._waiting = False
-        self._fired = False  # this wait's deadline cancelled the task
-        self._cancelling = 0  # the task's cancellation requests when the wait began
+        self.task: asyncio.Task[Any] | None = None
+        self.at = math.inf  # when the timer fires; inf while none is set
+        self.waiting = False
+        self.fired = False  # this wait's deadline cancelled the task
+        self.cancelling = 0  # the task's cancellation requests when the wait began
         self.deadline = math.inf
 
-    def watch(self, deadline: float) -> None:
-        """A wait begins."""
-        # Asked each time: a consumer may hand a stream on to another task between events.
-        task = self._task = _current_task(self._loop)
-        assert task is not None  # an async generator always runs in a task
-        self._cancelling = task.cancelling()
-        self._waiting = True
-        self.deadline = deadline
-        if deadline < self._at:  # no timer yet, or one that would fire too late
-            if self._handle is not None:
-                self._handle.cancel()
-            self._arm(deadline)
+    def move(self, deadline: float) -> None:
+        """Fire at ``deadline``, which is sooner than the timer set (or there is none)."""
+        if self._handle is not None:
+            self._handle.cancel()
+        self._arm(deadline)
 
     def expired(self) -> bool:
         """The wait is over: whether it ended by its deadline alone.
@@ -154,31 +168,31 @@ class _Watchdog:
         As ``asyncio.timeout`` decides: our cancellation is withdrawn, and the wait
         counts as timed out only if nobody else asked to cancel the task meanwhile.
         """
-        self._waiting = False
-        if not self._fired:
+        self.waiting = False
+        if not self.fired:
             return False
-        self._fired = False
-        assert self._task is not None  # set by watch()
-        return self._task.uncancel() <= self._cancelling
+        self.fired = False
+        assert self.task is not None  # set when the wait began
+        return self.task.uncancel() <= self.cancelling
 
     def close(self) -> None:
-        self._waiting = False
+        self.waiting = False
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
 
     def _arm(self, at: float) -> None:
-        self._at = at
+        self.at = at
         self._handle = self._loop.call_at(at, self._fire)
 
     def _fire(self) -> None:
         self._handle = None
-        self._at = math.inf
-        if not self._waiting or self._fired:
+        self.at = math.inf
+        if not self.waiting or self.fired:
             return  # between waits: the next wait sets the timer again
         if self._loop.time() >= self.deadline:
-            self._fired = True
-            assert self._task is not None  # set by watch()
-            self._task.cancel()
+            self.fired = True
+            assert self.task is not None  # set when the wait began
+            self.task.cancel()
         else:
             self._arm(self.deadline)
