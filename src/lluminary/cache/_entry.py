@@ -24,15 +24,17 @@ skipped write), logged once per outage rather than once per request.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import math
 import operator
 import time
+import types
 from array import array
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 import msgspec
@@ -226,19 +228,62 @@ class StoreGuard:
     async def __call__(self, op: Callable[[], Awaitable[T]]) -> tuple[bool, T | None]:
         """``(True, result)``, or ``(False, None)`` after a ``StoreError`` or ``timeout`` seconds."""
         problem = None
-        with anyio.move_on_after(self.timeout):
-            try:
-                result = await op()
-            except StoreError as exc:
-                problem = redact(str(exc))
-            else:
-                if self._failing:
-                    self._failing = False
-                    log.info("%s answers again; caching resumed", self.what)
-                return True, result
+        try:
+            result = await _within(op(), self.timeout)
+        except StoreError as exc:
+            problem = redact(str(exc))
+        except TimeoutError:
+            pass
+        else:
+            if self._failing:
+                self._failing = False
+                log.info("%s answers again; caching resumed", self.what)
+            return True, result
         self.stats.errors += 1
         if not self._failing:
             self._failing = True
             problem = problem or f"took longer than {self.timeout:g}s"
             log.warning("%s unavailable (%s); requests proceed uncached", self.what, problem)
         return False, None
+
+
+async def _within(aw: Awaitable[T], seconds: float) -> T:
+    """``await aw``, raising TimeoutError after ``seconds``.
+
+    A store call that completes without waiting (an in-process store) needs no
+    timer: its first step is taken by hand, and only a call that has to wait runs
+    the rest of its course under a timeout, whose loop timer otherwise costs more
+    than the call. The engine runs on asyncio (see the transports).
+    """
+    step = aw.__await__()
+    try:
+        pending = step.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    # asyncio's timeout, not an anyio cancel scope: the call may have entered scopes of
+    # its own in that first step, and anyio requires scopes to nest within a task.
+    async with asyncio.timeout(seconds):
+        return await _resume(step, pending)
+
+
+@types.coroutine
+def _resume(step: Generator[Any, Any, T], pending: Any) -> Generator[Any, Any, T]:
+    """Finish awaiting ``step`` after its first ``send`` stopped at ``pending``.
+
+    What ``await`` would have done from there: waits go to the event loop, and what
+    the loop sends or throws in (the cancel scope's cancellation) goes on to ``step``.
+    """
+    value = pending
+    while True:
+        try:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                step.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - forwarded to the awaited step, as await does
+                value = step.throw(exc)
+            else:
+                value = step.send(sent)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
