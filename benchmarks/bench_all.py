@@ -307,7 +307,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--s2-streams", type=int, default=1000)
     p.add_argument("--s2-chunks", type=int, default=200)
     p.add_argument("--s2-growth-chunks", type=int, default=800, help="S2's longer streams (0: skip)")
-    p.add_argument("--s2-repeat", type=int, default=3, help="S2 samples (processes) per client")
+    p.add_argument("--s2-repeat", type=int, default=5, help="S2 samples (processes) per client (median)")
     p.add_argument("--slow-repeat", type=int, default=1, help="S2 samples for the slow peers")
     p.add_argument("--s3-requests", type=int, default=200)
     p.add_argument("--s4-repeat", type=int, default=5, help="fresh interpreters per import (median)")
