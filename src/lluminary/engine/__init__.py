@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from lluminary.engine._engine import DEFAULT_MODEL, Engine
-from lluminary.engine._operator import EventMap, Handler, Operator, compose, keeps_stream_invariants
+from lluminary.engine._operator import EventMap, Handler, Operator, compose
 from lluminary.engine._stream import EventStream
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ __all__ = [
     "Timeout",
     "Tracing",
     "compose",
-    "keeps_stream_invariants",
 ]
 
 #: The operators' names, each loaded on first use (``lluminary`` re-exports them too).

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from lluminary.engine._operator import Handler, Operator, compose, keeps_stream_invariants
-from lluminary.engine._stream import EventStream, guard
+from lluminary.engine._operator import Handler, Operator, compose
+from lluminary.engine._stream import EventStream
 from lluminary.errors import ConfigError, MissingKeyError, UnknownModelError
 from lluminary.events import ChatRequest, ErrorCode, Event, Message, Response
-from lluminary.providers._base import Provider, is_guarded
+from lluminary.providers._base import Provider
 from lluminary.providers._errors import error_event
 from lluminary.providers._http import AiohttpTransport, Transport
 from lluminary.providers._registry import create_provider, parse_model
@@ -52,9 +52,6 @@ class Engine:
         self._transport = transport if transport is not None else AiohttpTransport()
         self._owns_transport = transport is None
         self._operators = list(operators)
-        # Operators that all keep the stream invariants need the guard on the provider's
-        # stream only (see _dispatch), not on every event at the outside.
-        self._trusted = keeps_stream_invariants(self._operators)
         self._handler: Handler = compose(self._dispatch, self._operators)
 
     @property
@@ -89,7 +86,7 @@ class Engine:
         request = self.request(prompt, **fields)
         name, _ = parse_model(request.model)
         self.provider(name)
-        return EventStream(self._handler(request), provider=name, guarded=self._trusted)
+        return EventStream(self._handler(request), provider=name)
 
     async def complete(self, prompt: str | ChatRequest, /, **fields: Any) -> Response:
         """Run a request to the end. A stream that ends in ``error`` raises :class:`StreamError`."""
@@ -100,8 +97,7 @@ class Engine:
 
         Operators such as Fallback may change the model, so resolution happens per
         call; a configuration problem here becomes an ``error`` event, not an exception.
-        It returns the provider's iterator itself, adding no layer to the hot path,
-        unless it must be guarded here (see ``keeps_stream_invariants``).
+        It returns the provider's iterator itself, adding no layer to the hot path.
         """
         try:
             name, model = parse_model(request.model)
@@ -114,12 +110,7 @@ class Engine:
             else:
                 code = "invalid_request"
             return _single(error_event(code, str(exc), provider=None, retryable=False))
-        stream = provider.stream(request, model, self._transport)
-        if self._trusted and not is_guarded(stream):
-            # A provider without the HTTP loop (the local model, one of the user's): guard
-            # it here, since the EventStream will not.
-            return guard(stream, name)
-        return stream
+        return provider.stream(request, model, self._transport)
 
     async def aclose(self) -> None:
         if self._owns_transport:

@@ -9,14 +9,6 @@ goes in the operator's ``__init__``; per-call state lives inside the call.
 → provider, and events flow back c → b → a.
 
 Pure per-event transforms use :class:`EventMap`, so they are a few lines.
-
-An operator class may declare ``keeps_stream_invariants = True``: given an inner
-stream that ends with exactly one terminal event and nothing after it, its own
-stream does too (it may add events before the terminal one, or end early with a
-terminal event of its own, but never emits after one or swallows it). When every
-operator of an engine declares it, the engine guards only the provider's stream,
-if that needs it, instead of adding a guard step to every event at the outside.
-Only declare it for an operator that keeps the promise: nothing checks it.
 """
 
 from __future__ import annotations
@@ -26,7 +18,7 @@ from typing import Protocol, TypeAlias
 
 from lluminary.events import ChatRequest, Event
 
-__all__ = ["EventMap", "Handler", "Operator", "compose", "keeps_stream_invariants"]
+__all__ = ["EventMap", "Handler", "Operator", "compose"]
 
 Handler: TypeAlias = Callable[[ChatRequest], AsyncIterator[Event]]
 
@@ -40,11 +32,6 @@ def compose(handler: Handler, operators: Sequence[Operator]) -> Handler:
     for operator in reversed(operators):
         handler = operator(handler)
     return handler
-
-
-def keeps_stream_invariants(operators: Sequence[Operator]) -> bool:
-    """Whether every one of ``operators`` declares ``keeps_stream_invariants`` (see above)."""
-    return all(getattr(type(op), "keeps_stream_invariants", False) is True for op in operators)
 
 
 class EventMap:

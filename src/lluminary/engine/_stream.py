@@ -19,7 +19,7 @@ from lluminary.errors import StreamError
 from lluminary.events import Error, Event, Finish, Response, ResponseBuilder, TextDelta
 from lluminary.providers._base import is_guarded
 
-__all__ = ["EventStream", "guard"]
+__all__ = ["EventStream"]
 
 _TERMINAL = (Finish, Error)
 
@@ -27,16 +27,14 @@ _TERMINAL = (Finish, Error)
 class EventStream:
     __slots__ = ("_iter", "_provider", "_source")
 
-    def __init__(self, source: AsyncIterator[Event], provider: str | None = None, *, guarded: bool = False) -> None:
+    def __init__(self, source: AsyncIterator[Event], provider: str | None = None) -> None:
         self._source = source
         self._provider = provider
-        # The providers' own loop already ends with exactly one terminal event and
-        # releases its response before yielding it, and so does a pipeline of operators
-        # that keep the invariants around a guarded provider stream (``guarded``, which
-        # the engine sets): ``async for`` then runs on it directly. Anything else is read
-        # through guard(), an async generator: a step of one costs a third of an
-        # ``async def __anext__`` method's.
-        self._iter: AsyncIterator[Event] = source if guarded or is_guarded(source) else guard(source, provider)
+        # The providers' own loop (no operators) already ends with exactly one terminal
+        # event and releases its response before yielding it: ``async for`` then runs
+        # on it directly. Anything else is read through _guard, an async generator: a
+        # step of one costs a third of an ``async def __anext__`` method's.
+        self._iter: AsyncIterator[Event] = source if is_guarded(source) else _guard(source, provider)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iter
@@ -48,7 +46,7 @@ class EventStream:
         """Stop the stream now and release its connection."""
         await _aclose(self._iter)
         if self._iter is not self._source:
-            await _aclose(self._source)  # never started: guard()'s own cleanup did not run
+            await _aclose(self._source)  # never started: _guard's own cleanup did not run
 
     async def __aenter__(self) -> EventStream:
         return self
@@ -74,7 +72,7 @@ class EventStream:
         return result
 
 
-async def guard(source: AsyncIterator[Event], provider: str | None) -> AsyncGenerator[Event, None]:
+async def _guard(source: AsyncIterator[Event], provider: str | None) -> AsyncGenerator[Event, None]:
     """``source`` up to and including its first terminal event, which it must send.
 
     The upstream is closed before the terminal event is handed on, so a consumer

@@ -70,9 +70,6 @@ class Cache:
     the key as well. ``max_events`` bounds what one recording may hold.
     """
 
-    #: It ends after the inner stream's terminal event, adding none after it (see Operator).
-    keeps_stream_invariants = True
-
     def __init__(
         self,
         store: CacheStore,

@@ -125,9 +125,6 @@ class _Tally:
 class Cost:
     """Prices every stream; records each request to ``ledger`` and/or ``on_cost``."""
 
-    #: It ends after the inner stream's terminal event, adding none after it (see Operator).
-    keeps_stream_invariants = True
-
     def __init__(
         self,
         *,

@@ -40,9 +40,6 @@ DEFAULT_CODES: Final = frozenset({"rate_limited", "overloaded", "server", "timeo
 
 
 class Retry:
-    #: It ends after the inner stream's terminal event, adding none after it (see Operator).
-    keeps_stream_invariants = True
-
     def __init__(
         self,
         *,

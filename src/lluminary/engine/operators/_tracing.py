@@ -91,9 +91,6 @@ class Tracing:
     an operator cannot see which URL the engine will use.
     """
 
-    #: It ends after the inner stream's terminal event, adding none after it (see Operator).
-    keeps_stream_invariants = True
-
     def __init__(
         self,
         tracer_provider: TracerProvider | None = None,
