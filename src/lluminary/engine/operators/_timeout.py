@@ -21,9 +21,6 @@ __all__ = ["Timeout"]
 
 
 class Timeout:
-    #: It ends after the inner stream's terminal event, adding none after it (see Operator).
-    keeps_stream_invariants = True
-
     def __init__(
         self,
         *,
