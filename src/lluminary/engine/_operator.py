@@ -55,12 +55,13 @@ class EventMap:
                     if mapped is not None:
                         yield mapped
             finally:
-                await _aclose(stream)
+                await aclose(stream)
 
         return handler
 
 
-async def _aclose(stream: AsyncIterator[Event]) -> None:
+async def aclose(stream: AsyncIterator[Event]) -> None:
+    """Close ``stream`` if it can be closed (async generators can; a plain iterator may not)."""
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from types import TracebackType
 
+from lluminary.engine._operator import aclose as aclose_stream
 from lluminary.errors import StreamError
 from lluminary.events import Error, Event, Finish, Response, ResponseBuilder, TextDelta
 from lluminary.providers._base import is_guarded
@@ -44,9 +45,9 @@ class EventStream:
 
     async def aclose(self) -> None:
         """Stop the stream now and release its connection."""
-        await _aclose(self._iter)
+        await aclose_stream(self._iter)
         if self._iter is not self._source:
-            await _aclose(self._source)  # never started: _guard's own cleanup did not run
+            await aclose_stream(self._source)  # never started: _guard's own cleanup did not run
 
     async def __aenter__(self) -> EventStream:
         return self
@@ -85,16 +86,10 @@ async def _guard(source: AsyncIterator[Event], provider: str | None) -> AsyncGen
                 yield event
                 continue
             if isinstance(event, _TERMINAL):
-                await _aclose(source)
+                await aclose_stream(source)
                 yield event
                 return
             yield event
     finally:
-        await _aclose(source)
+        await aclose_stream(source)
     yield Error(code="protocol", message="the stream ended without a finish or error event", provider=provider)
-
-
-async def _aclose(stream: AsyncIterator[Event]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()

@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from lluminary.engine._operator import Handler
+from lluminary.engine._operator import aclose as aclose_stream
 from lluminary.events import (
     CacheHit,
     ChatRequest,
@@ -165,7 +166,7 @@ class Metrics:
             finally:
                 try:
                     if stream is not None:
-                        await _aclose(stream)
+                        await aclose_stream(stream)
                 finally:
                     ins.active_streams.add(-1, base)
                     duration = (ended if ended is not None else clock()) - started
@@ -194,9 +195,3 @@ def _record_usage(ins: Instruments, usage: Usage, attrs: dict[str, Any]) -> None
         attrs = {**attrs, "lluminary.usage.estimated": True}
     ins.token_usage.record(sc.total_input_tokens(usage), {**attrs, sc.TOKEN_TYPE: "input"})
     ins.token_usage.record(usage.output_tokens, {**attrs, sc.TOKEN_TYPE: "output"})
-
-
-async def _aclose(stream: AsyncIterator[Event]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()

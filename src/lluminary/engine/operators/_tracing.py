@@ -49,6 +49,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
 from lluminary.engine._operator import Handler
+from lluminary.engine._operator import aclose as aclose_stream
 from lluminary.events import (
     BudgetAlert,
     CacheHit,
@@ -182,7 +183,7 @@ class Tracing:
                 token = attach(context)
                 try:
                     if stream is not None:
-                        await _aclose(stream)
+                        await aclose_stream(stream)
                 finally:
                     detach(token)
                     self._end(span, request, terminal, usage, chunks, failure, builder, late)
@@ -300,9 +301,3 @@ def _context_switch(context: ModuleType) -> tuple[Callable[[Any], Any], Callable
     if isinstance(runtime, ContextVarsRuntimeContext) and isinstance(var, ContextVar):
         return var.set, var.reset
     return context.attach, context.detach
-
-
-async def _aclose(stream: AsyncIterator[Event]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
