@@ -271,7 +271,7 @@ def _resume(step: Generator[Any, Any, T], pending: Any) -> Generator[Any, Any, T
     """Finish awaiting ``step`` after its first ``send`` stopped at ``pending``.
 
     What ``await`` would have done from there: waits go to the event loop, and what
-    the loop sends or throws in (the cancel scope's cancellation) goes on to ``step``.
+    the loop sends or throws in (the timeout's cancellation) goes on to ``step``.
     """
     value = pending
     while True:

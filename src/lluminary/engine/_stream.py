@@ -26,11 +26,10 @@ _TERMINAL = (Finish, Error)
 
 
 class EventStream:
-    __slots__ = ("_iter", "_provider", "_source")
+    __slots__ = ("_iter", "_source")
 
     def __init__(self, source: AsyncIterator[Event], provider: str | None = None) -> None:
         self._source = source
-        self._provider = provider
         # The providers' own loop (no operators) already ends with exactly one terminal
         # event and releases its response before yielding it: ``async for`` then runs
         # on it directly. Anything else is read through _guard, an async generator: a
