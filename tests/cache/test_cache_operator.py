@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from lluminary import Engine, Retry, Timeout
-from lluminary.cache import decode_entry
+from lluminary.cache import ENTRY_VERSION, decode_entry
 from lluminary.engine.operators._cache import Cache
 from lluminary.events import (
     CacheHit,
@@ -110,7 +110,7 @@ async def test_the_stored_value_is_msgpack_with_the_recorded_gaps() -> None:
     assert events == live
     assert len(gaps) == len(live)
     assert all(g >= 0 for g in gaps)
-    assert msgspec.msgpack.decode(value)[0] == 1  # the entry version leads the array
+    assert msgspec.msgpack.decode(value)[0] == ENTRY_VERSION  # the entry version leads the array
 
 
 async def test_pace_replays_at_the_recorded_pace() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lluminary.cache import decode_entry
+import msgspec
+
+from lluminary.cache import ENTRY_VERSION, CacheEntry, decode_entry
 from lluminary.cache._entry import Recorder
 from lluminary.events import (
     CacheHit,
@@ -15,6 +17,7 @@ from lluminary.events import (
     ToolCallEnd,
     ToolCallStart,
     Usage,
+    encode_events_msgpack,
 )
 from lluminary.events import Retry as RetryEvent
 
@@ -74,3 +77,36 @@ def test_past_the_bound_a_recording_frees_what_it_held_and_stays_empty() -> None
     assert recorder.overflowed
     assert recorder.events == []
     assert recorder.gaps_ms() == []
+
+
+def test_an_entry_stores_text_at_index_zero_as_bare_strings() -> None:
+    # Version 2: the bulk of a stream is a few bytes per piece, not a map of three fields.
+    recorder = Recorder(100)
+    for event in STREAM:
+        recorder.add(event)
+    entry = _entry_decoder.decode(recorder.entry())
+    assert entry.version == ENTRY_VERSION == 2
+    items = msgspec.msgpack.decode(entry.events)
+    assert items[1:3] == ["Hel", "lo"]
+    assert items[3] == {"type": "text-delta", "text": "second block", "index": 1}
+    many = Recorder(1000)
+    for i in range(200):
+        many.add(TextDelta(f"w{i} "))
+    many.add(Finish("stop", "stop"))
+    assert len(many.entry()) < 2000  # about 5 bytes per piece and 1 per gap; version 1 took 40 per piece
+
+
+def test_an_entry_of_version_1_is_still_read() -> None:
+    legacy = CacheEntry(1, encode_events_msgpack(STREAM), [0] * len(STREAM), 0.0).encode()
+    assert decode_entry(legacy) == (STREAM, [0] * len(STREAM))
+
+
+def test_an_entry_of_an_unknown_version_or_with_junk_items_is_a_miss() -> None:
+    assert decode_entry(CacheEntry(3, b"\x90", [], 0.0).encode()) is None
+    junk = msgspec.msgpack.encode(["text", 7])
+    assert decode_entry(CacheEntry(2, junk, [0, 0], 0.0).encode()) is None
+    not_finished = msgspec.msgpack.encode(["text"])
+    assert decode_entry(CacheEntry(2, not_finished, [0], 0.0).encode()) is None
+
+
+_entry_decoder = msgspec.msgpack.Decoder(CacheEntry)

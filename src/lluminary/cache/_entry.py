@@ -4,11 +4,14 @@ Shared by the exact :class:`~lluminary.engine.operators.Cache` and the
 :class:`~lluminary.engine.operators.SemanticCache`, so both store the same value
 and replay it the same way.
 
-The value is msgpack (never pickle) of a :class:`CacheEntry`: the events as
-:func:`~lluminary.events.encode_events_msgpack` writes them, plus the gap before
-each event in whole milliseconds, so a replay can keep the original pace if
-asked. Gaps rather than absolute offsets because they are small numbers, one or
-two bytes each in msgpack.
+The value is msgpack (never pickle) of a :class:`CacheEntry`: the events, plus
+the gap before each event in whole milliseconds, so a replay can keep the
+original pace if asked. Gaps rather than absolute offsets because they are small
+numbers, one or two bytes each in msgpack. The events are msgpack's form of the
+events codec (:func:`~lluminary.events.encode_events_msgpack`), except that a text
+delta of block 0, nearly every event of a stream, is stored as its bare text: a
+few bytes instead of a map of three fields (``version`` 2; entries of version 1,
+every event a map, are still read).
 
 The recording keeps every event of the stream except the operator events that
 describe the live call itself (``retry``, ``fallback``, ``rate-limit-wait``,
@@ -52,7 +55,6 @@ from lluminary.events import (
     Start,
     TextDelta,
     decode_events_msgpack,
-    encode_events_msgpack,
 )
 from lluminary.providers import redact
 from lluminary.stores import StoreError
@@ -61,7 +63,7 @@ __all__ = ["ENTRY_VERSION", "CacheEntry", "CacheStats", "Recorder", "StoreGuard"
 
 T = TypeVar("T")
 
-ENTRY_VERSION: Final = 1
+ENTRY_VERSION: Final = 2
 #: Events that describe one live call, not the response: never recorded.
 LIVE_ONLY: Final = (Retry, Fallback, RateLimitWait, BudgetAlert, Cost, CacheHit)
 
@@ -73,7 +75,7 @@ class CacheEntry(msgspec.Struct, frozen=True, array_like=True):
     """One cached stream. ``array_like`` keeps field names out of every stored value."""
 
     version: int
-    events: bytes  # encode_events_msgpack(...)
+    events: bytes  # msgpack of the events, a text delta of block 0 as its text (version 2)
     gaps_ms: list[int]  # milliseconds between the previous event (or the call) and each event
     created: float  # seconds since the epoch, for people looking at a store
 
@@ -83,6 +85,7 @@ class CacheEntry(msgspec.Struct, frozen=True, array_like=True):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(CacheEntry)
+_events_decoder = msgspec.msgpack.Decoder(list[str | Event])
 
 
 def decode_entry(value: bytes) -> tuple[list[Event], list[int]] | None:
@@ -93,9 +96,13 @@ def decode_entry(value: bytes) -> tuple[list[Event], list[int]] | None:
     """
     try:
         entry = _decoder.decode(value)
-        if entry.version != ENTRY_VERSION:
+        if entry.version == ENTRY_VERSION:
+            items = _events_decoder.decode(entry.events)
+            events = [TextDelta(item) if item.__class__ is str else item for item in items]  # type: ignore[misc]
+        elif entry.version == 1:
+            events = decode_events_msgpack(entry.events)
+        else:
             return None
-        events = decode_events_msgpack(entry.events)
     except (msgspec.DecodeError, msgspec.ValidationError, DecodeError):
         return None
     if not events or not isinstance(events[-1], Finish) or len(entry.gaps_ms) != len(events):
@@ -172,7 +179,8 @@ class Recorder:
         return list(map(round, map(operator.mul, map(operator.sub, times, before), itertools.repeat(1000.0))))
 
     def entry(self) -> bytes:
-        return CacheEntry(ENTRY_VERSION, encode_events_msgpack(self.events), self.gaps_ms(), time.time()).encode()
+        """The stored value: the events as held (text as bare strings), encoded without rebuilding them."""
+        return CacheEntry(ENTRY_VERSION, _encoder.encode(self._events), self.gaps_ms(), time.time()).encode()
 
 
 async def replay(events: list[Event], gaps_ms: list[int], hit: CacheHit, *, pace: bool) -> AsyncGenerator[Event, None]:
