@@ -54,7 +54,7 @@ def test_text_at_index_zero_is_held_as_its_text_alone() -> None:
     text = "".join(["x", "y"])  # a string object of its own
     recorder.add(TextDelta(text))
     recorder.add(TextDelta("z", 1))
-    held = recorder._events
+    held = recorder.held
     assert held[0] is text
     assert held[1] == TextDelta("z", 1)
 

@@ -94,11 +94,12 @@ def decode_entry(value: bytes) -> tuple[list[Event], list[int]] | None:
     Anything unexpected (another version, corrupt bytes, a stream that does not end in
     ``finish``) is treated as a miss: the live call then overwrites it.
     """
+    events: list[Event]
     try:
         entry = _decoder.decode(value)
         if entry.version == ENTRY_VERSION:
             items = _events_decoder.decode(entry.events)
-            events = [TextDelta(item) if item.__class__ is str else item for item in items]  # type: ignore[misc]
+            events = [TextDelta(item) if isinstance(item, str) else item for item in items]
         elif entry.version == 1:
             events = decode_events_msgpack(entry.events)
         else:
@@ -114,25 +115,37 @@ class Recorder:
     """Collects a live stream for a cache write; holds nothing but the events and their times.
 
     Text deltas, nearly every event of a stream, are held as their bare text (the
-    string the consumer has anyway), and the times as one array of floats: a
-    recording costs a list slot and 8 bytes per event, not a second object. The
-    gaps and the events themselves are made once, when the entry is written.
+    string the consumer has anyway), and the times as one array of 4-byte floats,
+    seconds since the recording began (exact to well under a millisecond for the
+    first two hours, and gaps are stored in whole milliseconds): a recording costs
+    a list slot and 4 bytes per event, not a second object. The gaps and the
+    events themselves are made once, when the entry is written.
 
     Past ``max_events`` it gives up and frees what it held: a stream that long is
     not worth the memory, and a partial recording must never be written.
     """
 
-    __slots__ = ("_begun", "_events", "_room", "_times", "max_events", "overflowed")
+    __slots__ = ("begun", "held", "max_events", "overflowed", "room", "times")
 
     def __init__(self, max_events: int) -> None:
         self.max_events = max_events
-        self._events: list[Event | str] = []  # a str is the text of a TextDelta at index 0
-        self._times = array("d")
-        self._room = max_events  # events it may still take
+        self.held: list[Event | str] = []  # a str is the text of a TextDelta at index 0
+        self.times = array("f")
+        self.room = max_events  # events it may still take
         self.overflowed = False
         # The clock asyncio's loop (so anyio) runs on, read directly: anyio.current_time()
         # asks sniffio for the running library on every call, over 1 µs per recorded event.
-        self._begun = _monotonic()
+        self.begun = _monotonic()
+
+    def hot_path(self) -> tuple[int, Callable[[Event | str], None], Callable[[float], None], float]:
+        """``(room, hold, stamp, begun)``, for a caller that records text deltas inline.
+
+        Per text delta: if ``room``, take one from it, ``hold`` the text (or the event,
+        off block 0) and ``stamp`` the time since ``begun`` (``time.monotonic``);
+        without room, :meth:`overflow`. The caller sets :attr:`room` back before it
+        calls anything else on the recorder, and reads it again after.
+        """
+        return self.room, self.held.append, self.times.append, self.begun
 
     def add(self, event: Event) -> None:
         if event.__class__ is TextDelta:
@@ -142,31 +155,32 @@ class Recorder:
 
     def add_text(self, event: TextDelta) -> None:
         """:meth:`add` for a text delta, which nearly every event of a stream is."""
-        if self._room:
-            self._room -= 1
-            self._events.append(event.text if event.index == 0 else event)
-            self._times.append(_monotonic())
+        if self.room:
+            self.room -= 1
+            self.held.append(event.text if event.index == 0 else event)
+            self.times.append(_monotonic() - self.begun)
         else:
-            self._overflow()
+            self.overflow()
 
     def _add(self, event: Event) -> None:
-        if self._room:
-            self._room -= 1
-            self._events.append(event)
-            self._times.append(_monotonic())
+        if self.room:
+            self.room -= 1
+            self.held.append(event)
+            self.times.append(_monotonic() - self.begun)
         else:
-            self._overflow()
+            self.overflow()
 
-    def _overflow(self) -> None:
+    def overflow(self) -> None:
+        """Give up: past ``max_events`` the recording is dropped, and nothing more is held."""
         if not self.overflowed:
             self.overflowed = True
-            self._events = []
-            self._times = array("d")
+            self.held = []
+            self.times = array("f")
 
     @property
     def events(self) -> list[Event]:
         """The events recorded so far, as they were."""
-        return [TextDelta(item) if item.__class__ is str else item for item in self._events]  # type: ignore[misc]
+        return [TextDelta(item) if item.__class__ is str else item for item in self.held]  # type: ignore[misc]
 
     def gaps_ms(self) -> list[int]:
         """Milliseconds between the previous event (or the recording's start) and each event.
@@ -174,13 +188,13 @@ class Recorder:
         The clock is monotonic, so no gap is negative. Computed with ``map`` over C
         functions: a Python loop here cost more than encoding the events.
         """
-        times = self._times
-        before = itertools.chain((self._begun,), times)
+        times = self.times
+        before = itertools.chain((0.0,), times)
         return list(map(round, map(operator.mul, map(operator.sub, times, before), itertools.repeat(1000.0))))
 
     def entry(self) -> bytes:
         """The stored value: the events as held (text as bare strings), encoded without rebuilding them."""
-        return CacheEntry(ENTRY_VERSION, _encoder.encode(self._events), self.gaps_ms(), time.time()).encode()
+        return CacheEntry(ENTRY_VERSION, _encoder.encode(self.held), self.gaps_ms(), time.time()).encode()
 
 
 async def replay(events: list[Event], gaps_ms: list[int], hit: CacheHit, *, pace: bool) -> AsyncGenerator[Event, None]:

@@ -54,6 +54,7 @@ class Timeout:
             output = False
             first = True
             stream = inner(request)
+            step = stream.__anext__
             try:
                 while True:
                     cap = first_cap if first else idle_cap
@@ -73,7 +74,7 @@ class Timeout:
                         watchdog.move(deadline)
                     watchdog.waiting = True
                     try:
-                        event = await stream.__anext__()
+                        event = await step()
                     except StopAsyncIteration:
                         watchdog.expired()
                         return

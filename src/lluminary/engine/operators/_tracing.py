@@ -146,15 +146,20 @@ class Tracing:
                     stream = inner(request)  # may do work (the engine resolves the provider here)
                 finally:
                     detach(token)
+                step = stream.__anext__
                 while True:
                     token = attach(context)
                     try:
-                        event = await stream.__anext__()
+                        event = await step()
                     except StopAsyncIteration:
                         break
                     finally:
                         detach(token)
                     cls = event.__class__
+                    if cls is TextDelta and chunks and builder is None:
+                        chunks += 1  # the bulk of every stream, after its first piece: only counted
+                        yield event
+                        continue
                     if cls in _CONTENT:
                         chunks += 1
                         if chunks == 1:
