@@ -24,7 +24,8 @@ keeps one client's imports, caches and garbage out of another's timing.
   time from calling the client to its first text piece, minus the floor's.
 - **s4**: ``import <module>`` in fresh interpreters (``python -c`` with
   nothing imported first), median time and RSS added over ``--repeat`` runs, the
-  modules loaded, and which optional extras came along.
+  modules loaded, and which optional extras came along. Modules load from their
+  bytecode caches, written by one unmeasured run first, as installed packages do.
 
 Every stream is checked (text or tool arguments, usage, end marker) before it
 counts, so no client can skip work. Nothing is imported at module level beyond
@@ -315,9 +316,16 @@ def s4(module: str, runs: int) -> dict[str, Any]:
     import ast
     import subprocess
 
+    # Imported as installed packages are: from their bytecode. PYTHONDONTWRITEBYTECODE (set
+    # on some machines, this one included) would make every run compile every module from
+    # source, timing the compiler rather than the import; the first, unmeasured run writes
+    # the caches for every library alike.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    probe = [sys.executable, "-c", S4_PROBE, module]
+    subprocess.run(probe, capture_output=True, text=True, check=True, env=env)
     samples = []
     for _ in range(runs):
-        proc = subprocess.run([sys.executable, "-c", S4_PROBE, module], capture_output=True, text=True, check=True)
+        proc = subprocess.run(probe, capture_output=True, text=True, check=True, env=env)
         samples.append(ast.literal_eval(proc.stdout.strip().splitlines()[-1]))
     roots = set(samples[0]["roots"])
     return {

@@ -16,9 +16,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol, TypeAlias
 
-from lluminary.events import ChatRequest, Event
+from lluminary.events import ChatRequest, Error, Event
+from lluminary.providers._base import keeps_invariants
 
-__all__ = ["EventMap", "Handler", "Operator", "compose"]
+__all__ = ["RAN_DRY", "EventMap", "Handler", "Operator", "compose", "keeps_invariants", "ran_dry"]
+
+#: What a stream that ended without a ``finish`` or ``error`` event ends with instead.
+RAN_DRY = "the stream ended without a finish or error event"
 
 Handler: TypeAlias = Callable[[ChatRequest], AsyncIterator[Event]]
 
@@ -65,3 +69,8 @@ async def aclose(stream: AsyncIterator[Event]) -> None:
     aclose = getattr(stream, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+def ran_dry(provider: str | None) -> Error:
+    """The ``protocol`` error that ends a stream whose source stopped without a terminal event."""
+    return Error(code="protocol", message=RAN_DRY, provider=provider)

@@ -3,9 +3,10 @@
 An async iterator and an async context manager around the composed handler. It
 is the last guard of the stream invariants whatever the operators did: it stops
 after the first terminal event (closing the upstream at once), and turns an
-upstream that ends without one into a ``protocol`` error. With no operators the
-upstream is the providers' own loop, which keeps those invariants itself, and
-``async for`` reads it directly. ``async with`` (or
+upstream that ends without one into a ``protocol`` error. An upstream that keeps
+those invariants itself is read by ``async for`` directly: the providers' own
+loop (no operators), or an outermost operator that guards what it passes on
+(``Tracing``; see ``keeps_invariants``). ``async with`` (or
 ``aclose()``) releases the HTTP connection deterministically when a consumer
 stops early; the ``finally`` blocks below run on task cancellation too.
 """
@@ -16,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from types import TracebackType
 
 from lluminary.engine._operator import aclose as aclose_stream
+from lluminary.engine._operator import ran_dry
 from lluminary.errors import StreamError
 from lluminary.events import Error, Event, Finish, Response, ResponseBuilder, TextDelta
 from lluminary.providers._base import is_guarded
@@ -30,10 +32,11 @@ class EventStream:
 
     def __init__(self, source: AsyncIterator[Event], provider: str | None = None) -> None:
         self._source = source
-        # The providers' own loop (no operators) already ends with exactly one terminal
-        # event and releases its response before yielding it: ``async for`` then runs
-        # on it directly. Anything else is read through _guard, an async generator: a
-        # step of one costs a third of an ``async def __anext__`` method's.
+        # The providers' own loop (no operators), or an outermost operator marked with
+        # keeps_invariants, already ends with exactly one terminal event and has closed
+        # everything before yielding it: ``async for`` then runs on it directly. Anything
+        # else is read through _guard, an async generator: a step of one costs a third
+        # of an ``async def __anext__`` method's.
         self._iter: AsyncIterator[Event] = source if is_guarded(source) else _guard(source, provider)
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -91,4 +94,4 @@ async def _guard(source: AsyncIterator[Event], provider: str | None) -> AsyncGen
             yield event
     finally:
         await aclose_stream(source)
-    yield Error(code="protocol", message="the stream ended without a finish or error event", provider=provider)
+    yield ran_dry(provider)

@@ -9,16 +9,19 @@ sent to the base URL it was configured with.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
-from typing import ClassVar
+from types import CodeType
+from typing import Any, ClassVar, TypeVar
 
 from lluminary.events import ChatRequest, Error, Event
 from lluminary.providers._decoder import Decoder
 from lluminary.providers._errors import error_event, error_from_http
 from lluminary.providers._http import MAX_ERROR_BODY, HttpRequest, Transport, TransportError
 
-__all__ = ["HttpProvider", "Provider", "Secret", "is_guarded"]
+__all__ = ["HttpProvider", "Provider", "Secret", "is_guarded", "keeps_invariants"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Secret:
@@ -145,8 +148,26 @@ class HttpProvider(Provider):
 
 
 def is_guarded(stream: AsyncIterator[Event]) -> bool:
-    """Whether ``stream`` is :meth:`HttpProvider.stream` itself, which keeps the stream invariants on its own."""
-    return getattr(stream, "ag_code", None) is _LOOP
+    """Whether ``stream`` keeps the stream invariants on its own, so that nothing need guard it.
+
+    True for the generators of :meth:`HttpProvider.stream` and of the handlers
+    marked with :func:`keeps_invariants`: an async generator's ``ag_code`` is its
+    function's code, shared by every call (and by every closure made from it).
+    """
+    return getattr(stream, "ag_code", None) in _GUARDED
 
 
-_LOOP = HttpProvider.stream.__code__
+def keeps_invariants(fn: F) -> F:
+    """Mark an async generator function whose every stream keeps the invariants, whatever it reads.
+
+    That is: it sends exactly one terminal event and nothing after it, turns a
+    source that ends without one into a ``protocol`` error, and has closed what it
+    reads from, its own cleanup done, before it sends the terminal event. The
+    engine then hands its streams to the consumer without a guard. Internal: a
+    mark on a function that breaks any of this would break the consumer's stream.
+    """
+    _GUARDED.add(fn.__code__)
+    return fn
+
+
+_GUARDED: set[CodeType] = {HttpProvider.stream.__code__}

@@ -31,6 +31,11 @@ Nothing is silently zero:
 Place it outside Retry (earlier in ``Engine(operators=[…])``): Retry holds back
 a failed attempt's ``usage`` until it knows the attempt is discarded, which an
 event between ``usage`` and the terminal event would defeat.
+
+It stops at the first terminal event and records the request, and closes
+everything inside, before passing that event on; an inner stream that ends
+without one ends here in a ``protocol`` error (recorded as such). Outermost, it
+is thus the stream's guard, and the engine adds none of its own.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Final
 
-from lluminary.engine._operator import Handler
+from lluminary.engine._operator import Handler, keeps_invariants, ran_dry
 from lluminary.errors import ConfigError
 from lluminary.events import (
     ChatRequest,
@@ -147,6 +152,7 @@ class Cost:
     def __call__(self, inner: Handler) -> Handler:
         async def handler(request: ChatRequest) -> AsyncIterator[Event]:
             tally = _Tally(request, time.monotonic())
+            terminal: Finish | Error | None = None
             stream = inner(request)
             try:
                 async for event in stream:
@@ -163,24 +169,28 @@ class Cost:
                             yield tally.cost
                         continue
                     if isinstance(event, (Finish, Error)):
-                        tally.status = "finish" if isinstance(event, Finish) else event.code
-                        error = event if isinstance(event, Error) else None
-                        if tally.usage is None and tally.billable(error):
-                            # Ended without usage (an operator inside cut it): price what was seen.
-                            tally.usage = tally.estimate()
-                            tally.cost = self._price(tally, tally.usage)
-                            if tally.cost is not None:
-                                yield tally.cost
-                    else:
-                        tally.observe(event)
+                        terminal = event  # nothing more is read
+                        break
+                    tally.observe(event)
                     yield event
+                if terminal is None:  # the inner stream ran dry: it ends here, as EventStream's guard would end it
+                    terminal = ran_dry(tally.provider)
+                tally.status = "finish" if isinstance(terminal, Finish) else terminal.code
+                if tally.usage is None and tally.billable(terminal if isinstance(terminal, Error) else None):
+                    # Ended without usage (an operator inside cut it): price what was seen.
+                    tally.usage = tally.estimate()
+                    tally.cost = self._price(tally, tally.usage)
+                    if tally.cost is not None:
+                        yield tally.cost
             finally:
                 try:
                     self._record(tally)
                 finally:
                     await stream.aclose()  # type: ignore[attr-defined]
+            # Recorded and closed: now the consumer may have the end.
+            yield terminal
 
-        return handler
+        return keeps_invariants(handler)
 
     def _price(self, tally: _Tally, usage: Usage) -> CostEvent | None:
         # The model the provider says answered (a dated snapshot), else the one asked for.

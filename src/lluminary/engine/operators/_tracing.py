@@ -7,9 +7,12 @@ knows the provider's base URL, the sampling settings). As the stream goes by it
 adds ``gen_ai.response.model``/``.id`` (from ``start``), the usage (input
 tokens counted the spec's way, cache reads and writes included, see
 :mod:`lluminary.observability._semconv`), ``gen_ai.response.finish_reasons``,
-and ``gen_ai.response.time_to_first_chunk``. Span events mark the first content
-event, each ``retry``, ``fallback``, ``cache-hit``, ``rate-limit-wait`` and
-``budget-alert``; a ``cost`` sets ``lluminary.cost.usd``.
+and ``gen_ai.response.time_to_first_chunk`` (seconds from the span's start to the
+first content event: the one place that time is kept, since a span event for it
+would repeat it at the price of another attribute set with its own lock, kept for
+as long as the span). Span events mark each ``retry``, ``fallback``,
+``cache-hit``, ``rate-limit-wait`` and ``budget-alert``; a ``cost`` sets
+``lluminary.cost.usd``.
 
 How it ends, exactly once, in one ``finally``:
 
@@ -38,7 +41,12 @@ this one; with the default runtime context, a ``ContextVar`` set and reset) and
 a type check; text deltas are only counted.
 
 Place it outermost for one span per request with retries and fallbacks as
-events; inside Retry it makes one span per attempt instead.
+events; inside Retry it makes one span per attempt instead. Outermost, it is also
+the stream's guard: it stops at the first terminal event, closes everything
+inside and ends the span before passing that event on, and turns an inner stream
+that ends without one into a ``protocol`` error, so
+:class:`~lluminary.engine.EventStream` hands its stream to the consumer as it is
+instead of through a guard of its own (one step less per event).
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from lluminary.engine._operator import Handler
+from lluminary.engine._operator import RAN_DRY, Handler, keeps_invariants, ran_dry
 from lluminary.engine._operator import aclose as aclose_stream
 from lluminary.events import (
     BudgetAlert,
@@ -80,7 +88,6 @@ __all__ = ["Tracing"]
 
 _CONTENT: Final = frozenset({TextDelta, ReasoningDelta, RefusalDelta, ToolCallStart, ToolArgsDelta, ToolCallEnd})
 _INFO: Final = frozenset({RetryEvent, Fallback, CacheHit, RateLimitWait, BudgetAlert, Cost})
-_PROTOCOL_MESSAGE: Final = "the stream ended without a finish or error event"
 
 
 class Tracing:
@@ -163,14 +170,17 @@ class Tracing:
                     if cls in _CONTENT:
                         chunks += 1
                         if chunks == 1:
-                            ttfc = time.perf_counter() - started
-                            late[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
-                            span.add_event("lluminary.first_chunk", {sc.RESPONSE_TIME_TO_FIRST_CHUNK: ttfc})
+                            late[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = time.perf_counter() - started
                     elif isinstance(event, Usage):
                         usage = event
                     elif isinstance(event, (Finish, Error)):
+                        # Nothing more is read: the inner stream is closed and the span
+                        # ended (below) before the consumer gets this event.
                         terminal = event
                         end_ns = time.time_ns()
+                        if builder is not None:
+                            builder.add(event)
+                        break
                     elif isinstance(event, Start):
                         late[sc.RESPONSE_MODEL] = event.model
                         if event.id:
@@ -193,8 +203,13 @@ class Tracing:
                     detach(token)
                     self._end(span, request, terminal, usage, chunks, failure, builder, late)
                     span.end(end_time=end_ns)
+            # Everything is closed and recorded: the stream's one terminal event, or the
+            # protocol error for an inner stream that ran dry (as EventStream's guard says it).
+            if terminal is None:
+                terminal = ran_dry(target.provider or None)
+            yield terminal
 
-        return handler
+        return keeps_invariants(handler)
 
     def _end(
         self,
@@ -229,7 +244,7 @@ class Tracing:
             if isinstance(terminal, Error):
                 span.set_status(self._status(self._error, terminal.message))
             elif failure is None:
-                span.set_status(self._status(self._error, _PROTOCOL_MESSAGE))
+                span.set_status(self._status(self._error, RAN_DRY))
             elif isinstance(failure, Exception):
                 span.record_exception(failure)
                 span.set_status(self._status(self._error, f"{type(failure).__name__}: {failure}"))
