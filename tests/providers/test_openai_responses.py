@@ -41,8 +41,11 @@ from lluminary.events import (
     ToolCallPart,
     ToolCallStart,
     ToolChoice,
+    ToolResultPart,
     ToolSpec,
     Usage,
+    decode_event,
+    encode_event,
 )
 from lluminary.providers import create_provider
 from lluminary.providers.openai_responses import OpenAIResponses, OpenAIResponsesDecoder, encode_body
@@ -510,11 +513,11 @@ def test_custom_tool_call_streams_its_free_text_input_as_an_input_argument() -> 
     )
     assert run_resplit(body) == [
         Start("resp_1", NAME, "gpt-5"),
-        ToolCallStart(0, "call_x", "run_code"),
+        ToolCallStart(0, "call_x", "run_code", "custom"),
         ToolArgsDelta(0, '{"input":"print(\\"hi\\")'),
         ToolArgsDelta(0, "\\n\\tdone"),
         ToolArgsDelta(0, '"}'),
-        ToolCallEnd(0, "call_x", "run_code", {"input": CODE}),
+        ToolCallEnd(0, "call_x", "run_code", {"input": CODE}, "custom"),
         Usage(input_tokens=10, output_tokens=5),
         Finish("tool_calls", "completed"),
     ]
@@ -523,9 +526,9 @@ def test_custom_tool_call_streams_its_free_text_input_as_an_input_argument() -> 
 def test_custom_tool_call_input_only_when_done() -> None:
     events = run_resplit(sse(created(), custom_added(), custom_done(), completed()))
     assert events[1:4] == [
-        ToolCallStart(0, "call_x", "run_code"),
+        ToolCallStart(0, "call_x", "run_code", "custom"),
         ToolArgsDelta(0, msgspec.json.encode({"input": CODE}).decode()),
-        ToolCallEnd(0, "call_x", "run_code", {"input": CODE}),
+        ToolCallEnd(0, "call_x", "run_code", {"input": CODE}, "custom"),
     ]
     assert events[-1] == Finish("tool_calls", "completed")
 
@@ -533,7 +536,7 @@ def test_custom_tool_call_input_only_when_done() -> None:
 def test_custom_tool_call_with_empty_input_and_no_done_events() -> None:
     # ``response.completed`` without the item's ``.done``: the call is still whole.
     events = run_resplit(sse(created(), custom_added(), completed()))
-    assert ToolCallEnd(0, "call_x", "run_code", {"input": ""}) in events
+    assert ToolCallEnd(0, "call_x", "run_code", {"input": ""}, "custom") in events
     assert events[-1] == Finish("tool_calls", "completed")
 
 
@@ -984,3 +987,41 @@ async def test_end_to_end_cut_before_completed_is_an_error() -> None:
     check_invariants(events)
     assert text_of(events) == "streamed"
     assert last_error(events).code in ("connection", "protocol")
+
+
+def test_a_custom_tool_call_and_its_result_go_back_as_custom_items() -> None:
+    # Decoded from the stream, assembled into the assistant turn, sent with the result:
+    # the API pairs a custom_tool_call with a custom_tool_call_output (a function_call
+    # carrying {"input": …} would be a call of a different kind to a tool it does not know).
+    builder = ResponseBuilder()
+    for event in run_resplit(
+        sse(created(), custom_added(), input_delta(CODE), input_done(), custom_done(), completed())
+    ):
+        builder.add(event)
+    turn = builder.build().message()
+    assert turn.parts == [ToolCallPart("call_x", "run_code", {"input": CODE}, "custom")]
+    request = ChatRequest(
+        model="openai-responses:gpt-5",
+        messages=[
+            Message.user("Run it"),
+            turn,
+            Message("tool", [ToolResultPart("call_x", "hi\ndone")]),
+            Message("assistant", [ToolCallPart("call_f", "calculator", {"a": 1})]),
+            Message("tool", [ToolResultPart("call_f", "1")]),
+        ],
+    )
+    items = encode_body(request, "gpt-5")["input"]
+    assert items[1:] == [
+        {"type": "custom_tool_call", "call_id": "call_x", "name": "run_code", "input": CODE},
+        {"type": "custom_tool_call_output", "call_id": "call_x", "output": "hi\ndone"},
+        {"type": "function_call", "call_id": "call_f", "name": "calculator", "arguments": '{"a":1}'},
+        {"type": "function_call_output", "call_id": "call_f", "output": "1"},
+    ]
+
+
+def test_the_kind_of_a_call_is_left_out_of_the_json_unless_it_is_custom() -> None:
+    plain = msgspec.json.decode(encode_event(ToolCallEnd(0, "c", "f", {})))
+    assert "kind" not in plain
+    custom = ToolCallStart(0, "c", "run_code", "custom")
+    assert decode_event(encode_event(custom)) == custom
+    assert msgspec.json.decode(encode_event(custom))["kind"] == "custom"

@@ -108,9 +108,18 @@ class RefusalDelta(_Base, frozen=True, gc=False, tag="refusal-delta"):
 
 
 class ToolCallStart(_Base, frozen=True, gc=False, tag="tool-call-start"):
+    """A tool call begins.
+
+    ``kind`` is ``UNSET`` (left out of the JSON) for a function call, the only kind
+    most providers have; ``"custom"`` for an OpenAI Responses custom tool, whose
+    free-text input comes as ``arguments == {"input": text}`` and must go back to
+    the API as a custom call, not a function call.
+    """
+
     index: int
     id: str
     name: str
+    kind: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ToolArgsDelta(_Base, frozen=True, gc=False, tag="tool-args-delta"):
@@ -121,12 +130,13 @@ class ToolArgsDelta(_Base, frozen=True, gc=False, tag="tool-args-delta"):
 
 
 class ToolCallEnd(_Base, frozen=True, gc=False, tag="tool-call-end"):
-    """The call is complete; ``arguments`` is the parsed JSON object."""
+    """The call is complete; ``arguments`` is the parsed JSON object. ``kind``: see :class:`ToolCallStart`."""
 
     index: int
     id: str
     name: str
     arguments: dict[str, Any]
+    kind: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Usage(_Base, frozen=True, gc=False, tag="usage"):

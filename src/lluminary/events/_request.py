@@ -59,11 +59,12 @@ class ReasoningPart(_Part, frozen=True, tag="reasoning"):
 
 
 class ToolCallPart(_Part, frozen=True, tag="tool-call"):
-    """A tool call made by the assistant in an earlier turn."""
+    """A tool call made by the assistant in an earlier turn (``kind``: see ``ToolCallStart``)."""
 
     id: str
     name: str
     arguments: dict[str, Any]
+    kind: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class ToolResultPart(_Part, frozen=True, tag="tool-result"):

@@ -31,6 +31,7 @@ class ToolCall(msgspec.Struct, frozen=True):
     id: str
     name: str
     arguments: dict[str, Any]
+    kind: str | msgspec.UnsetType = msgspec.UNSET  # see ToolCallStart
 
 
 class Response(msgspec.Struct, frozen=True):
@@ -60,7 +61,7 @@ class Response(msgspec.Struct, frozen=True):
         parts: list[Part] = list(self.reasoning_parts)
         if self.text:
             parts.append(TextPart(self.text))
-        parts.extend(ToolCallPart(c.id, c.name, c.arguments) for c in self.tool_calls)
+        parts.extend(ToolCallPart(c.id, c.name, c.arguments, c.kind) for c in self.tool_calls)
         return Message("assistant", parts)
 
 
@@ -111,7 +112,7 @@ class ResponseBuilder:
                 self._blocks.append(ReasoningPart("".join(self._block), signature=event.signature))
                 self._block = []
         elif isinstance(event, ToolCallEnd):
-            self._tools.append(ToolCall(event.id, event.name, event.arguments))
+            self._tools.append(ToolCall(event.id, event.name, event.arguments, event.kind))
         elif isinstance(event, Usage):
             # Providers report usage once; operators may re-report it (e.g. after a
             # retry). The latest report is the one that counts.

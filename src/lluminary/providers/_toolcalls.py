@@ -28,12 +28,13 @@ class ToolArgumentsError(ValueError):
 
 
 class _Call:
-    __slots__ = ("args", "id", "index", "name")
+    __slots__ = ("args", "id", "index", "kind", "name")
 
-    def __init__(self, index: int, id: str, name: str) -> None:
+    def __init__(self, index: int, id: str, name: str, kind: str | msgspec.UnsetType) -> None:
         self.index = index
         self.id = id
         self.name = name
+        self.kind = kind
         self.args: list[str] = []
 
 
@@ -59,13 +60,14 @@ class ToolCallAssembler:
         """How many calls have started in this response."""
         return self._count
 
-    def start(self, key: object, id: str, name: str) -> ToolCallStart:
+    def start(self, key: object, id: str, name: str, kind: str | msgspec.UnsetType = msgspec.UNSET) -> ToolCallStart:
+        """Open a call; ``kind`` is for calls other than function calls (see ``ToolCallStart``)."""
         if key in self._calls:
             raise ToolArgumentsError(f"tool call {key!r} started twice")
-        call = _Call(self._count, id, name)
+        call = _Call(self._count, id, name, kind)
         self._count += 1
         self._calls[key] = call
-        return ToolCallStart(call.index, id, name)
+        return ToolCallStart(call.index, id, name, kind)
 
     def delta(self, key: object, fragment: str) -> ToolArgsDelta | None:
         """Record a fragment; empty fragments produce no event."""
@@ -93,7 +95,7 @@ class ToolCallAssembler:
         else:
             text = "{}"
             out.append(ToolArgsDelta(call.index, text))
-        out.append(ToolCallEnd(call.index, call.id, call.name, _parse_arguments(text, call.name)))
+        out.append(ToolCallEnd(call.index, call.id, call.name, _parse_arguments(text, call.name), call.kind))
         return out
 
     def end_all(self) -> list[ToolArgsDelta | ToolCallEnd]:

@@ -307,8 +307,10 @@ class OpenAIResponsesDecoder(BaseDecoder):
         key = self._item_key(ev, item)  # registered for every item, so deltas keyed by id find it
         if item.type not in _CALLS or key in self.tools or key in self._closed:
             return
-        self.emit(self.tools.start(key, item.call_id or item.id or f"call_{self.tools.count}", item.name or ""))
-        if item.type == "custom_tool_call":
+        call_id = item.call_id or item.id or f"call_{self.tools.count}"
+        custom = item.type == "custom_tool_call"
+        self.emit(self.tools.start(key, call_id, item.name or "", "custom" if custom else msgspec.UNSET))
+        if custom:
             self._custom.add(key)
             self._input(key, item.input)
         else:

@@ -7,7 +7,10 @@ The Responses API takes a list of typed input *items* instead of chat messages:
   ``output_text`` (assistant: the API rejects ``input_text`` there);
 - an assistant tool call is its own item ``{"type": "function_call", "call_id",
   "name", "arguments": <JSON string>}`` and a result is ``{"type":
-  "function_call_output", "call_id", "output"}``, in conversation order;
+  "function_call_output", "call_id", "output"}``, in conversation order; a call
+  of ``kind`` ``"custom"`` (a custom tool's, decoded as ``{"input": text}``) goes
+  back as ``{"type": "custom_tool_call", "call_id", "name", "input": text}``
+  and its result as ``custom_tool_call_output``;
 - earlier reasoning goes back as a ``reasoning`` item only when it carries the
   ``encrypted_content`` the decoder exposed as the reasoning signature; that is
   the only form a stateless (``store: false``) request can accept, and it is
@@ -52,15 +55,33 @@ def _image_url(part: ImagePart) -> str:
     return f"data:{part.media_type or 'image/png'};base64,{part.data or ''}"
 
 
-def _result(part: ToolResultPart) -> dict[str, Any]:
-    return {"type": "function_call_output", "call_id": part.tool_call_id, "output": part.content}
+def _result(part: ToolResultPart, custom: set[str]) -> dict[str, Any]:
+    kind = "custom_tool_call_output" if part.tool_call_id in custom else "function_call_output"
+    return {"type": kind, "call_id": part.tool_call_id, "output": part.content}
 
 
-def _input_message(role: str, message: Message) -> list[dict[str, Any]]:
+def _call(part: ToolCallPart) -> dict[str, Any]:
+    if part.kind == "custom":
+        text = part.arguments.get("input")
+        return {
+            "type": "custom_tool_call",
+            "call_id": part.id,
+            "name": part.name,
+            "input": text if isinstance(text, str) else _encode(part.arguments).decode(),
+        }
+    return {
+        "type": "function_call",
+        "call_id": part.id,
+        "name": part.name,
+        "arguments": _encode(part.arguments).decode(),
+    }
+
+
+def _input_message(role: str, message: Message, custom: set[str]) -> list[dict[str, Any]]:
     """A user or system turn; tool results inside a user turn become their own items."""
     if isinstance(message.content, str):
         return [{"role": role, "content": [{"type": "input_text", "text": message.content}]}]
-    items: list[dict[str, Any]] = [_result(p) for p in message.content if isinstance(p, ToolResultPart)]
+    items: list[dict[str, Any]] = [_result(p, custom) for p in message.content if isinstance(p, ToolResultPart)]
     content: list[dict[str, Any]] = []
     for part in message.content:
         if isinstance(part, TextPart):
@@ -72,7 +93,7 @@ def _input_message(role: str, message: Message) -> list[dict[str, Any]]:
     return items
 
 
-def _assistant(message: Message) -> list[dict[str, Any]]:
+def _assistant(message: Message, custom: set[str]) -> list[dict[str, Any]]:
     if isinstance(message.content, str):
         return [{"role": "assistant", "content": [{"type": "output_text", "text": message.content}]}]
     items: list[dict[str, Any]] = []
@@ -95,29 +116,30 @@ def _assistant(message: Message) -> list[dict[str, Any]]:
                 summary = [{"type": "summary_text", "text": part.text}] if part.text else []
                 items.append({"type": "reasoning", "summary": summary, "encrypted_content": part.signature})
         elif isinstance(part, ToolCallPart):
-            items.append(
-                {
-                    "type": "function_call",
-                    "call_id": part.id,
-                    "name": part.name,
-                    "arguments": _encode(part.arguments).decode(),
-                }
-            )
+            items.append(_call(part))
         elif isinstance(part, ToolResultPart):
-            items.append(_result(part))
+            items.append(_result(part, custom))
     flush_text()
     return items
 
 
 def encode_input(request: ChatRequest) -> list[dict[str, Any]]:
+    # A result answers a custom call with a custom_tool_call_output: the API matches the two.
+    custom = {
+        part.id
+        for message in request.messages
+        if message.role == "assistant"
+        for part in message.parts
+        if isinstance(part, ToolCallPart) and part.kind == "custom"
+    }
     items: list[dict[str, Any]] = []
     for message in request.messages:
         if message.role == "assistant":
-            items.extend(_assistant(message))
+            items.extend(_assistant(message, custom))
         elif message.role == "tool":
-            items.extend(_result(p) for p in message.parts if isinstance(p, ToolResultPart))
+            items.extend(_result(p, custom) for p in message.parts if isinstance(p, ToolResultPart))
         else:
-            items.extend(_input_message(message.role, message))
+            items.extend(_input_message(message.role, message, custom))
     return items
 
 
