@@ -137,15 +137,17 @@ class Recorder:
         # asks sniffio for the running library on every call, over 1 µs per recorded event.
         self.begun = _monotonic()
 
-    def hot_path(self) -> tuple[int, Callable[[Event | str], None], Callable[[float], None], float]:
-        """``(room, hold, stamp, begun)``, for a caller that records text deltas inline.
+    def hot_path(
+        self,
+    ) -> tuple[int, Callable[[Event | str], None], Callable[[float], None], Callable[[], float], float]:
+        """``(room, hold, stamp, clock, begun)``, for a caller that records text deltas inline.
 
         Per text delta: if ``room``, take one from it, ``hold`` the text (or the event,
-        off block 0) and ``stamp`` the time since ``begun`` (``time.monotonic``);
-        without room, :meth:`overflow`. The caller sets :attr:`room` back before it
-        calls anything else on the recorder, and reads it again after.
+        off block 0) and ``stamp`` ``clock() - begun``; without room, :meth:`overflow`.
+        The caller sets :attr:`room` back before it calls anything else on the
+        recorder, and reads it again after.
         """
-        return self.room, self.held.append, self.times.append, self.begun
+        return self.room, self.held.append, self.times.append, _monotonic, self.begun
 
     def add(self, event: Event) -> None:
         if event.__class__ is TextDelta:

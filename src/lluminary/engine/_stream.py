@@ -6,7 +6,7 @@ after the first terminal event (closing the upstream at once), and turns an
 upstream that ends without one into a ``protocol`` error. An upstream that keeps
 those invariants itself is read by ``async for`` directly: the providers' own
 loop (no operators), or an outermost operator that guards what it passes on
-(``Tracing``; see ``keeps_invariants``). ``async with`` (or
+(``Tracing``, ``Cost``; see ``keeps_invariants``). ``async with`` (or
 ``aclose()``) releases the HTTP connection deterministically when a consumer
 stops early; the ``finally`` blocks below run on task cancellation too.
 """

@@ -36,7 +36,6 @@ Concurrent misses for one key all go to the provider; the last write wins.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
@@ -48,9 +47,6 @@ from lluminary.events import CacheHit, ChatRequest, Event, Finish, TextDelta, is
 from lluminary.stores import CacheStore
 
 __all__ = ["BaseUrl", "Cache", "resolve_base_url"]
-
-#: The recorder's clock (see Recorder), read without an attribute lookup per event.
-monotonic = time.monotonic
 
 #: A fixed base URL, or a function from the request to its provider's base URL.
 BaseUrl = str | Callable[[ChatRequest], str | None] | None
@@ -135,7 +131,7 @@ class Cache:
             # Text deltas are recorded inline (Recorder.add_text, without a method call per
             # event, which cost a quarter of this operator): the appends and the room left
             # are locals, and the room goes back to the recorder before any other call on it.
-            room, hold, stamp, begun = (0, None, None, 0.0) if recorder is None else recorder.hot_path()
+            room, hold, stamp, clock, begun = (0, None, None, None, 0.0) if recorder is None else recorder.hot_path()
             written = False
             stream = inner(request)
             try:
@@ -144,7 +140,7 @@ class Cache:
                         if room:
                             room -= 1
                             hold(event.text if event.index == 0 else event)  # type: ignore[misc]
-                            stamp(monotonic() - begun)  # type: ignore[misc]
+                            stamp(clock() - begun)  # type: ignore[misc]
                         elif recorder is not None:
                             recorder.overflow()
                             recorder = hold = stamp = None
